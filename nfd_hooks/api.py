@@ -1,0 +1,113 @@
+"""The library API the CLI is a thin layer over: scan a node, render, write.
+
+Tests and other tools call these directly; nothing here prints or exits.
+"""
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+from nfd_hooks import __version__
+from nfd_hooks.errors import InputError
+from nfd_hooks.features import Feature, merge, prefix_problem, render
+from nfd_hooks.sources import SourceReport
+from nfd_hooks.sources import devicetree as devicetree_source
+from nfd_hooks.writer import write_atomically
+
+DEFAULT_FEATURES_DIR = Path("/etc/kubernetes/node-feature-discovery/features.d")
+DEFAULT_FILE_NAME = "nfd-hooks"
+DEFAULT_PREFIX = devicetree_source.DEFAULT_PREFIX
+
+
+@dataclass(frozen=True)
+class Options:
+    """Everything that decides what a node's features are."""
+
+    sysfs: Path = Path("/sys")
+    devicetree: Optional[Path] = None  # None: the live tree under <sysfs>
+    nodes: Tuple[str, ...] = ()  # added to devicetree_source.DEFAULT_NODES
+    prefix: str = DEFAULT_PREFIX
+    include_disabled: bool = False
+    raw_features: bool = True
+    use_devicetree: bool = True
+    use_usb: bool = True
+    expires_in: Optional[timedelta] = None
+
+    def devicetree_options(self) -> devicetree_source.DevicetreeOptions:
+        """The devicetree source's view: the named path is required, the default is not."""
+        named = self.devicetree is not None
+        path = self.devicetree if named else self.sysfs / "firmware" / "devicetree" / "base"
+        return devicetree_source.DevicetreeOptions(
+            path=path,
+            required=named,
+            nodes=tuple(dict.fromkeys(devicetree_source.DEFAULT_NODES + self.nodes)),
+            prefix=self.prefix,
+            include_disabled=self.include_disabled,
+            raw_features=self.raw_features,
+        )
+
+
+@dataclass
+class Scan:
+    """The features of one node and where they came from."""
+
+    reports: List[SourceReport] = field(default_factory=list)
+
+    @property
+    def features(self) -> List[Feature]:
+        return merge(f for report in self.reports for f in report.features)
+
+    @property
+    def notices(self) -> List[str]:
+        return [notice for report in self.reports for notice in report.notices]
+
+
+def check_options(options: Options) -> None:
+    """Refuse flag values that would only fail later, or produce invalid labels."""
+    problem = prefix_problem(options.prefix)
+    if problem:
+        raise InputError(f"--prefix {options.prefix!r} {problem}")
+    for node in options.nodes:
+        if not node or "/" in node:
+            raise InputError(f"--node {node!r} must be a node name without '/'")
+    if options.expires_in is not None and options.expires_in <= timedelta(0):
+        raise InputError("--expires-in must be positive")
+
+
+def scan(options: Options) -> Scan:
+    """Run every enabled source over the node."""
+    check_options(options)
+    result = Scan()
+    if options.use_devicetree:
+        result.reports.append(devicetree_source.discover(options.devicetree_options()))
+    return result
+
+
+def render_scan(result: Scan, options: Options, now: Optional[datetime] = None) -> bytes:
+    """The features file for ``result``; ``now`` fixes the clock for the expiry time."""
+    expires = None
+    if options.expires_in is not None:
+        expires = (now or datetime.now(timezone.utc)) + options.expires_in
+    return render(result.features, expires)
+
+
+def render_json(result: Scan) -> str:
+    """``show --format json``: the features plus each source's provenance."""
+    document: Dict[str, Any] = {
+        "version": __version__,
+        "features": [
+            {"name": f.name, "value": f.value, "label": f.label} for f in result.features
+        ],
+        "sources": {report.name: report.details for report in result.reports},
+        "notices": result.notices,
+    }
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write(options: Options, directory: Path = DEFAULT_FEATURES_DIR, name: str = DEFAULT_FILE_NAME) -> Tuple[Path, Scan]:
+    """Scan the node and replace its features file atomically."""
+    result = scan(options)
+    target = write_atomically(directory, name, render_scan(result, options))
+    return target, result

@@ -1,0 +1,217 @@
+"""The ``nfd-hooks`` command line: a thin typer layer over ``nfd_hooks.api``.
+
+Every error is one line on stderr and a documented exit code (see ``errors``):
+typer/click usage errors are caught here rather than printed as boxed usage.
+"""
+
+import re
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+
+
+try:  # typer >= 0.22 vendors click and exports its exception base
+    from typer import TyperException as UsageProblem
+except ImportError:  # older typer (the one Python 3.9 and 3.10 get) runs on click
+    from click import ClickException as UsageProblem
+
+from nfd_hooks import __version__, api
+from nfd_hooks.errors import InputError, NfdHooksError
+
+EXAMPLES = """
+Examples:
+
+  nfd-hooks show --devicetree fixtures/dtb/rpi-4-b.dtb --no-usb
+
+  nfd-hooks show --format json --node npu
+
+  nfd-hooks write --sysfs /host-sys --features-dir /features.d --expires-in 1h
+"""
+
+app = typer.Typer(
+    name="nfd-hooks",
+    help="Devicetree and USB features for Node Feature Discovery's local source.\n\n"
+    "Exit codes: 0 success (also on a node without a devicetree), 1 the features file "
+    "could not be written, 2 bad input (flag value, unreadable --devicetree).",
+    epilog=EXAMPLES,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?\Z")
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90s``, ``15m``, ``1h30m``, ``2d``: Go-like durations, without fractions."""
+    match = _DURATION.match(text.strip())
+    if not text.strip() or not match or not any(match.groups()):
+        raise typer.BadParameter(f"{text!r} is not a duration like 90s, 15m, 1h30m or 2d")
+    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+SysfsOpt = Annotated[
+    Path, typer.Option("--sysfs", help="The host's sysfs root; in a container often /host-sys.")
+]
+DevicetreeOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--devicetree",
+        help="A DTB file, or a directory laid out like /proc/device-tree. "
+        "Default: <sysfs>/firmware/devicetree/base.",
+    ),
+]
+NodeOpt = Annotated[
+    Optional[List[str]],
+    typer.Option("--node", help="Also count nodes named NAME, NAME@..., NAMEn@... (repeatable; cpu and gpu always)."),
+]
+PrefixOpt = Annotated[str, typer.Option("--prefix", help="Prefix of the devicetree labels.")]
+IncludeDisabledOpt = Annotated[
+    bool, typer.Option("--include-disabled", help="Count nodes whose status is not okay, as the 2020 labeller did.")
+]
+NoRawOpt = Annotated[
+    bool,
+    typer.Option("--no-raw-features", help="Leave out the '# +no-label' raw features (NFD older than v0.15)."),
+]
+NoDevicetreeOpt = Annotated[bool, typer.Option("--no-devicetree", help="Do not read the devicetree.")]
+NoUsbOpt = Annotated[bool, typer.Option("--no-usb", help="Do not scan USB devices.")]
+ExpiresOpt = Annotated[
+    Optional[timedelta],
+    typer.Option(
+        "--expires-in",
+        metavar="DURATION",
+        parser=parse_duration,
+        help="Add '# +expiry-time=' this far ahead (e.g. 1h, 30m).",
+    ),
+]
+
+
+def _options(
+    sysfs: Path,
+    devicetree: Optional[Path],
+    node: Optional[List[str]],
+    prefix: str,
+    include_disabled: bool,
+    no_raw_features: bool,
+    no_devicetree: bool,
+    no_usb: bool,
+    expires_in: Optional[timedelta],
+) -> api.Options:
+    return api.Options(
+        sysfs=sysfs,
+        devicetree=devicetree,
+        nodes=tuple(node or ()),
+        prefix=prefix,
+        include_disabled=include_disabled,
+        raw_features=not no_raw_features,
+        use_devicetree=not no_devicetree,
+        use_usb=not no_usb,
+        expires_in=expires_in,
+    )
+
+
+def _print_notices(result: api.Scan) -> None:
+    for notice in result.notices:
+        print(f"nfd-hooks: {notice}", file=sys.stderr)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"nfd-hooks {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Devicetree and USB features for Node Feature Discovery's local source."""
+
+
+@app.command(epilog=EXAMPLES)
+def show(
+    sysfs: SysfsOpt = Path("/sys"),
+    devicetree: DevicetreeOpt = None,
+    node: NodeOpt = None,
+    prefix: PrefixOpt = api.DEFAULT_PREFIX,
+    include_disabled: IncludeDisabledOpt = False,
+    no_raw_features: NoRawOpt = False,
+    no_devicetree: NoDevicetreeOpt = False,
+    no_usb: NoUsbOpt = False,
+    expires_in: ExpiresOpt = None,
+    output_format: Annotated[
+        str, typer.Option("--format", help="nfd: exactly what write writes; json: also where each label came from.")
+    ] = "nfd",
+) -> None:
+    """Print the features file that 'write' would write."""
+    if output_format not in ("nfd", "json"):
+        raise typer.BadParameter(f"{output_format!r} is not one of nfd, json", param_hint="--format")
+    options = _options(sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb, expires_in)
+    result = api.scan(options)
+    _print_notices(result)
+    if output_format == "json":
+        sys.stdout.write(api.render_json(result))
+    else:
+        sys.stdout.buffer.write(api.render_scan(result, options))
+
+
+@app.command(epilog=EXAMPLES)
+def write(
+    sysfs: SysfsOpt = Path("/sys"),
+    devicetree: DevicetreeOpt = None,
+    node: NodeOpt = None,
+    prefix: PrefixOpt = api.DEFAULT_PREFIX,
+    include_disabled: IncludeDisabledOpt = False,
+    no_raw_features: NoRawOpt = False,
+    no_devicetree: NoDevicetreeOpt = False,
+    no_usb: NoUsbOpt = False,
+    expires_in: ExpiresOpt = None,
+    features_dir: Annotated[
+        Path, typer.Option("--features-dir", help="Directory NFD's local source reads (must exist).")
+    ] = api.DEFAULT_FEATURES_DIR,
+    name: Annotated[str, typer.Option("--name", help="File name inside --features-dir.")] = api.DEFAULT_FILE_NAME,
+) -> None:
+    """Write the features file atomically into --features-dir."""
+    options = _options(sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb, expires_in)
+    target, result = api.write(options, features_dir, name)
+    _print_notices(result)
+    labels = sum(1 for f in result.features if f.label)
+    print(f"nfd-hooks: wrote {target} ({labels} labels)", file=sys.stderr)
+
+
+def run(argv: Optional[List[str]] = None) -> int:
+    """Run the CLI and return its exit code; errors become one line on stderr."""
+    if argv is None:
+        argv = sys.argv[1:]
+    try:
+        code = app(args=argv or ["--help"], prog_name="nfd-hooks", standalone_mode=False)
+    except NfdHooksError as error:
+        return _fail(str(error), error.exit_code)
+    except typer.Exit as done:
+        return done.exit_code
+    except typer.Abort:
+        return _fail("aborted", 1)
+    except UsageProblem as error:
+        return _fail(_usage_message(error), InputError.exit_code)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except BrokenPipeError:
+        return 0
+    return code if isinstance(code, int) else 0
+
+
+def _usage_message(error: UsageProblem) -> str:
+    """click's message for a bad flag, on one line."""
+    return " ".join(error.format_message().split())
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"nfd-hooks: error: {message}", file=sys.stderr)
+    return code

@@ -1,0 +1,23 @@
+"""One exception hierarchy; the CLI maps each class to a documented exit code.
+
+Exit codes: 0 success (a node without a devicetree is a success), 1 the output
+could not be produced or written, 2 bad input the user named.
+"""
+
+
+class NfdHooksError(Exception):
+    """Base class: the message is one line meant for stderr."""
+
+    exit_code = 1
+
+
+class InputError(NfdHooksError):
+    """Input the user named is unusable (a corrupt DTB, a bad flag value)."""
+
+    exit_code = 2
+
+
+class OutputError(NfdHooksError):
+    """The features file cannot be rendered or written."""
+
+    exit_code = 1

@@ -1,0 +1,151 @@
+"""The devicetree source: compatible strings of the root and chosen nodes, counted.
+
+Labels: ``<prefix>/<name>=<count>`` (names from ``naming.label_name``).
+Raw features, under ``# +no-label``, keep what a label name cannot:
+``<prefix>/compatible/<exact compatible string>=<count>`` and
+``<prefix>/model=<root model>``, so NodeFeatureRules can match them exactly.
+"""
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Pattern, Sequence, Set, Tuple
+
+from nfd_hooks.errors import InputError
+from nfd_hooks.features import Feature, raw_feature_problem
+from nfd_hooks.sources import SourceReport
+from nfd_hooks.sources.devicetree.blob import MAX_BLOB_SIZE, looks_like_blob, parse_blob
+from nfd_hooks.sources.devicetree.naming import decode, label_name
+from nfd_hooks.sources.devicetree.tree import DtNode, open_live_tree, walk
+
+DEFAULT_NODES = ("cpu", "gpu")
+DEFAULT_PREFIX = "beta.devicetree.org"
+ENABLED_STATUSES = (b"okay", b"ok")
+
+
+@dataclass(frozen=True)
+class DevicetreeOptions:
+    """``path`` is a DTB or a live-tree directory; ``required`` when the user named it."""
+
+    path: Path
+    required: bool = False
+    nodes: Tuple[str, ...] = DEFAULT_NODES
+    prefix: str = DEFAULT_PREFIX
+    include_disabled: bool = False
+    raw_features: bool = True
+
+
+@dataclass
+class _Tally:
+    """Where the strings behind one label name were seen."""
+
+    count: int = 0
+    strings: Counter = field(default_factory=Counter)
+    nodes: Set[str] = field(default_factory=set)
+
+
+def node_name_pattern(names: Sequence[str]) -> Pattern[str]:
+    """Full node names that select a node: NAME, or NAME, digits, ``@`` and anything.
+
+    NAME is literal (escaped), unlike the labeller's regex, so ``--node a.b``
+    does not also match ``axb@0``.
+    """
+    alternatives = "|".join(re.escape(name) for name in sorted(set(names)))
+    return re.compile(f"(?:{alternatives})(?:[0-9]*@.*)?", re.DOTALL)
+
+
+def is_enabled(status: Optional[bytes]) -> bool:
+    """A node without status is enabled; otherwise its first string must be okay/ok."""
+    return status is None or status.split(b"\0", 1)[0] in ENABLED_STATUSES
+
+
+def compatible_strings(raw: Optional[bytes]) -> List[bytes]:
+    """The non-empty NUL-separated strings of a compatible property."""
+    return [s for s in (raw or b"").split(b"\0") if s]
+
+
+def read_devicetree(path: Path, notices: List[str]) -> Tuple[DtNode, str]:
+    """Open ``path`` as a live tree or a DTB; return the root and the reader used."""
+    if path.is_dir():
+        return open_live_tree(str(path), notices), "tree"
+    try:
+        with path.open("rb") as stream:
+            data = stream.read(MAX_BLOB_SIZE + 1)
+    except OSError as error:
+        raise InputError(f"{path}: cannot read devicetree: {error.strerror}") from None
+    if not looks_like_blob(data):
+        raise InputError(f"{path}: neither a devicetree blob nor a devicetree directory")
+    if len(data) > MAX_BLOB_SIZE:
+        raise InputError(f"{path}: over {MAX_BLOB_SIZE} bytes, too large for a devicetree blob")
+    return parse_blob(data, str(path)), "blob"
+
+
+def discover(options: DevicetreeOptions) -> SourceReport:
+    """Labels and raw features for the devicetree at ``options.path``."""
+    report = SourceReport("devicetree")
+    if not options.path.exists():
+        if options.required:
+            raise InputError(f"{options.path}: no such devicetree file or directory")
+        report.notices.append(f"no devicetree at {options.path}: no devicetree labels on this node")
+        return report
+    root, reader = read_devicetree(options.path, report.notices)
+    selected = node_name_pattern(options.nodes)
+    tallies: Dict[str, _Tally] = {}
+    exact: Counter = Counter()
+    skipped = []
+    for path, node in walk(root):
+        if path != "/":
+            if not selected.fullmatch(node.name):
+                continue
+            status = node.property("status")
+            if not options.include_disabled and not is_enabled(status):
+                skipped.append({"node": path, "status": decode(status.split(b"\0", 1)[0])})
+                continue
+        for raw in compatible_strings(node.property("compatible")):
+            exact[decode(raw)] += 1
+            name = label_name(raw)
+            if name is None:
+                report.notices.append(f"compatible {decode(raw)!r} at {path} has no label-safe characters")
+                continue
+            tally = tallies.setdefault(name, _Tally())
+            tally.count += 1
+            tally.strings[decode(raw)] += 1
+            tally.nodes.add(path)
+    report.features = [Feature(f"{options.prefix}/{name}", str(t.count)) for name, t in tallies.items()]
+    model = root.property("model")
+    model_text = decode(model.split(b"\0", 1)[0]) if model else None
+    if options.raw_features:
+        report.features += _raw_features(options.prefix, exact, model_text, report.notices)
+    report.details = {
+        "path": str(options.path),
+        "reader": reader,
+        "model": model_text,
+        "nodes": sorted(options.nodes),
+        "labels": [
+            {
+                "label": f"{options.prefix}/{name}",
+                "value": str(tally.count),
+                "strings": dict(sorted(tally.strings.items())),
+                "nodes": sorted(tally.nodes),
+            }
+            for name, tally in sorted(tallies.items())
+        ],
+        "skipped_nodes": skipped,
+    }
+    return report
+
+
+def _raw_features(prefix: str, exact: Counter, model: Optional[str], notices: List[str]) -> List[Feature]:
+    """Exact strings as raw features; those NFD's line format cannot carry are skipped."""
+    candidates = [Feature(f"{prefix}/compatible/{text}", str(n), label=False) for text, n in exact.items()]
+    if model:
+        candidates.append(Feature(f"{prefix}/model", model, label=False))
+    kept = []
+    for feature in candidates:
+        problem = raw_feature_problem(feature.name, feature.value)
+        if problem:
+            notices.append(f"skipped {problem}")
+        else:
+            kept.append(feature)
+    return kept
