@@ -3,7 +3,6 @@
 Tests and other tools call these directly; nothing here prints or exits.
 """
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -14,7 +13,6 @@ from nfd_hooks.errors import InputError
 from nfd_hooks.features import Feature, merge, prefix_problem, render
 from nfd_hooks.sources import SourceReport
 from nfd_hooks.sources import devicetree as devicetree_source
-from nfd_hooks.writer import write_atomically
 
 DEFAULT_FEATURES_DIR = Path("/etc/kubernetes/node-feature-discovery/features.d")
 DEFAULT_FILE_NAME = "nfd-hooks"
@@ -95,6 +93,8 @@ def render_scan(result: Scan, options: Options, now: Optional[datetime] = None) 
 
 def render_json(result: Scan) -> str:
     """``show --format json``: the features plus each source's provenance."""
+    import json  # lazy: only this output format needs it
+
     document: Dict[str, Any] = {
         "version": __version__,
         "features": [
@@ -108,6 +108,8 @@ def render_json(result: Scan) -> str:
 
 def write(options: Options, directory: Path = DEFAULT_FEATURES_DIR, name: str = DEFAULT_FILE_NAME) -> Tuple[Path, Scan]:
     """Scan the node and replace its features file atomically."""
+    from nfd_hooks.writer import write_atomically  # lazy: show never writes (tempfile is costly)
+
     result = scan(options)
     target = write_atomically(directory, name, render_scan(result, options))
     return target, result

@@ -4,11 +4,12 @@ Every error is one line on stderr and a documented exit code (see ``errors``):
 typer/click usage errors are caught here rather than printed as boxed usage.
 """
 
+import errno
 import re
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated, Any, Callable, Dict, List, Optional
 
 import typer
 
@@ -18,8 +19,9 @@ try:  # typer >= 0.22 vendors click and exports its exception base
 except ImportError:  # older typer (the one Python 3.9 and 3.10 get) runs on click
     from click import ClickException as UsageProblem
 
-from nfd_hooks import __version__, api
+from nfd_hooks import __version__, api, fastpath
 from nfd_hooks.errors import InputError, NfdHooksError
+from nfd_hooks.fastpath import Spec
 
 EXAMPLES = """
 Examples:
@@ -186,12 +188,34 @@ def write(
     print(f"nfd-hooks: wrote {target} ({labels} labels)", file=sys.stderr)
 
 
+# The options fastpath may parse without typer; tests hold this equal to typer's own.
+FAST_OPTIONS = {
+    "--sysfs": Spec("sysfs", Path),
+    "--devicetree": Spec("devicetree", Path),
+    "--node": Spec("node", str, multiple=True),
+    "--prefix": Spec("prefix", str),
+    "--include-disabled": Spec("include_disabled"),
+    "--no-raw-features": Spec("no_raw_features"),
+    "--no-devicetree": Spec("no_devicetree"),
+    "--no-usb": Spec("no_usb"),
+    "--expires-in": Spec("expires_in", parse_duration),
+    "--format": Spec("output_format", str),
+    "--features-dir": Spec("features_dir", Path),
+    "--name": Spec("name", str),
+}
+FAST_COMMANDS = {"show": show, "write": write}
+
+
 def run(argv: Optional[List[str]] = None) -> int:
     """Run the CLI and return its exit code; errors become one line on stderr."""
     if argv is None:
         argv = sys.argv[1:]
     try:
-        code = app(args=argv or ["--help"], prog_name="nfd-hooks", standalone_mode=False)
+        parsed = fastpath.parse(argv, FAST_COMMANDS, FAST_OPTIONS)
+        if parsed is None:
+            code = app(args=argv or ["--help"], prog_name="nfd-hooks", standalone_mode=False)
+        else:
+            code = _invoke(*parsed)
     except NfdHooksError as error:
         return _fail(str(error), error.exit_code)
     except typer.Exit as done:
@@ -205,6 +229,33 @@ def run(argv: Optional[List[str]] = None) -> int:
     except BrokenPipeError:
         return 0
     return code if isinstance(code, int) else 0
+
+
+def _invoke(command: Callable[..., Any], arguments: Dict[str, Any]) -> Any:
+    """Call a command as typer's main loop does (typer/core.py ``_main``), so that
+    interrupts, EOF and a closed stdout end the same way on both paths."""
+    try:
+        return command(**arguments)
+    except EOFError:
+        print(file=sys.stderr)
+        raise typer.Abort() from None
+    except KeyboardInterrupt:
+        return 130
+    except OSError as error:
+        if error.errno != errno.EPIPE:
+            raise
+        _pacify_streams()
+        sys.exit(1)
+
+
+def _pacify_streams() -> None:
+    """What typer does after EPIPE: no second error when Python flushes at exit."""
+    try:
+        from click.utils import PacifyFlushWrapper
+    except ImportError:  # typer >= 0.22 vendors click
+        from typer._click.utils import PacifyFlushWrapper
+    sys.stdout = PacifyFlushWrapper(sys.stdout)  # type: ignore[assignment]
+    sys.stderr = PacifyFlushWrapper(sys.stderr)  # type: ignore[assignment]
 
 
 def _usage_message(error: UsageProblem) -> str:

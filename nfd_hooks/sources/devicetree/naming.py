@@ -6,7 +6,6 @@ sanitise, so ``solidrun,cubox-i/q`` gave an invalid label. Here every field is
 kept, unsafe characters become ``-``, and over-long names get a stable hash.
 """
 
-import hashlib
 import re
 from typing import Optional
 
@@ -29,6 +28,8 @@ def label_name(raw: bytes) -> Optional[str]:
         fields[0] = "xilinx"
     name = _EDGES.sub("", _UNSAFE.sub("-", "-".join(fields)))
     if len(name) > MAX_NAME_LENGTH:
+        import hashlib  # lazy: few strings are this long, and hashlib loads OpenSSL
+
         digest = hashlib.sha256(raw).hexdigest()[:8]
         name = f"{name[:_KEPT_PREFIX]}-{digest}"
     return name or None

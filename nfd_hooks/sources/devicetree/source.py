@@ -15,7 +15,6 @@ from typing import Dict, List, Optional, Pattern, Sequence, Set, Tuple
 from nfd_hooks.errors import InputError
 from nfd_hooks.features import Feature, raw_feature_problem
 from nfd_hooks.sources import SourceReport
-from nfd_hooks.sources.devicetree.blob import MAX_BLOB_SIZE, looks_like_blob, parse_blob
 from nfd_hooks.sources.devicetree.naming import decode, label_name
 from nfd_hooks.sources.devicetree.tree import DtNode, open_live_tree, walk
 
@@ -69,6 +68,8 @@ def read_devicetree(path: Path, notices: List[str]) -> Tuple[DtNode, str]:
     """Open ``path`` as a live tree or a DTB; return the root and the reader used."""
     if path.is_dir():
         return open_live_tree(str(path), notices), "tree"
+    from nfd_hooks.sources.devicetree.blob import MAX_BLOB_SIZE, looks_like_blob, parse_blob  # live nodes have no blob
+
     try:
         with path.open("rb") as stream:
             data = stream.read(MAX_BLOB_SIZE + 1)
