@@ -37,7 +37,7 @@ def read_devices(with_serial: bool) -> Tuple[List[UsbDevice], List[str]]:
     notices: List[str] = []
     devices = []
     found = usb.core.find(find_all=True, backend=backend)
-    named = sorted((bus_path(d.bus, d.port_numbers, d.address), d) for d in found)
+    named = sorted(((bus_path(d.bus, d.port_numbers, d.address), d) for d in found), key=lambda pair: pair[0])
     for name, device in named:
         devices.append(
             UsbDevice(
