@@ -20,7 +20,7 @@ def main(args):
         options = UsbOptions(backend=backend, allowlist=classes, label_fields=fields)
         devices, _ = read_devices(options)
         report = discover(options, devices)
-        if "serial" not in fields:  # libusb reads serials only when a label needs them
+        if "serial" not in ",".join(fields).split(","):  # libusb reads serials only when a label needs them
             devices = [d.__class__(**{**d.__dict__, "serial": None}) for d in devices]
         seen[backend] = {
             "devices": [list(d.__dict__.values()) for d in devices],
