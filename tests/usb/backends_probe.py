@@ -9,7 +9,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from nfd_hooks.sources.usb import UsbOptions, discover, read_devices  # noqa: E402
+from nfd_hooks.sources.usb import UsbOptions, discover  # noqa: E402
+from nfd_hooks.sources.usb.source import read_with_backend  # noqa: E402
 
 
 def main(args):
@@ -18,11 +19,12 @@ def main(args):
     seen = {}
     for backend in ("sysfs", "udev", "libusb"):
         options = UsbOptions(backend=backend, allowlist=classes, label_fields=fields)
-        devices, _ = read_devices(options)
+        devices, notices, used = read_with_backend(options)
         report = discover(options, devices)
         if "serial" not in ",".join(fields).split(","):  # libusb reads serials only when a label needs them
             devices = [d.__class__(**{**d.__dict__, "serial": None}) for d in devices]
         seen[backend] = {
+            "backend": used,  # a failing backend falls back to sysfs: the tests must notice
             "devices": [list(d.__dict__.values()) for d in devices],
             "labels": sorted(f.name for f in report.features),
         }

@@ -45,7 +45,9 @@ def probe(recording: Path, *args: str) -> dict:
         capture_output=True, timeout=60, cwd=Path(__file__).resolve().parents[2],
     )
     assert result.returncode == 0, result.stderr.decode()
-    return json.loads(result.stdout)
+    seen = json.loads(result.stdout)
+    assert {backend: seen[backend].pop("backend") for backend in seen} == {b: b for b in seen}
+    return seen
 
 
 def real_recording(name: str) -> Path:

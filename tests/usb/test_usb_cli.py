@@ -1,6 +1,8 @@
 """The issue's acceptance, through the command line as a user runs it."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -108,3 +110,15 @@ def test_json_lists_every_device():
     assert (coral["vendor_name"], coral["product_name"]) == ("Google Inc.", None)  # 9302 is not listed
     assert (by_path["2-1"]["vendor_name"], by_path["2-1"]["product_name"]) == ("Intel", "Movidius MyriadX")
     assert usb["usb_ids"] is not None
+
+
+def test_sysfs_path_imports_neither_pyudev_nor_pyusb():
+    code = (
+        "import sys; from pathlib import Path; from nfd_hooks import api; "
+        f"r = api.scan(api.Options(sysfs=Path({str(TREE)!r}), use_devicetree=False)); "
+        "assert len(r.features) == 7; "
+        "print(sorted(m for m in ('pyudev', 'usb.core', 'nfd_hooks.sources.usb.ids') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == b"[]"
