@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nfd_hooks.errors import InputError
@@ -76,6 +76,7 @@ def test_long_serials_are_cut_with_a_hash_and_stay_distinct():
     assert all(len(n.split("/", 1)[1]) == 63 and label_problem(n, "true") is None for n in names)
 
 
+@settings(deadline=None)
 @given(st.text(max_size=200))
 def test_any_serial_gives_a_valid_label(serial):
     device = UsbDevice("3-1", "03e7", "2485", "ff", ("fe",), serial)
