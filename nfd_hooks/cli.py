@@ -4,12 +4,11 @@ Every error is one line on stderr and a documented exit code (see ``errors``):
 typer/click usage errors are caught here rather than printed as boxed usage.
 """
 
-import errno
 import re
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Callable, Dict, List, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
@@ -19,9 +18,9 @@ try:  # typer >= 0.22 vendors click and exports its exception base
 except ImportError:  # older typer (the one Python 3.9 and 3.10 get) runs on click
     from click import ClickException as UsageProblem
 
-from nfd_hooks import __version__, api, fastpath
+from nfd_hooks import __version__, api
 from nfd_hooks.errors import InputError, NfdHooksError
-from nfd_hooks.fastpath import Spec
+from nfd_hooks.sources import usb as usb_source
 
 EXAMPLES = """
 Examples:
@@ -31,6 +30,8 @@ Examples:
   nfd-hooks show --format json --node npu
 
   nfd-hooks write --sysfs /host-sys --features-dir /features.d --expires-in 1h
+
+  nfd-hooks show --sysfs fixtures/usb/edge-node --no-devicetree --usb-class 08 --usb-class ff
 """
 
 app = typer.Typer(
@@ -82,6 +83,39 @@ NoRawOpt = Annotated[
 ]
 NoDevicetreeOpt = Annotated[bool, typer.Option("--no-devicetree", help="Do not read the devicetree.")]
 NoUsbOpt = Annotated[bool, typer.Option("--no-usb", help="Do not scan USB devices.")]
+ReplayOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--replay",
+        metavar="DIR",
+        help="Read a bundle written by 'capture' instead of this node (not with --sysfs or --devicetree).",
+    ),
+]
+UsbClassOpt = Annotated[
+    Optional[List[str]],
+    typer.Option(
+        "--usb-class",
+        metavar="XX",
+        help="Label USB devices and interfaces of this class, two hex digits (repeatable; "
+        "replaces the default 0e ef fe ff).",
+    ),
+]
+UsbLabelFieldsOpt = Annotated[
+    Optional[List[str]],
+    typer.Option(
+        "--usb-label-fields",
+        metavar="FIELDS",
+        help="Fields of USB label names, from class, vendor, device, serial (comma-separated or "
+        "repeated; default class,vendor,device), as NFD's deviceLabelFields.",
+    ),
+]
+UsbBackendOpt = Annotated[
+    str,
+    typer.Option(
+        "--usb-backend",
+        help="How USB devices are read: auto, sysfs, udev or libusb (see docs/usb.md).",
+    ),
+]
 ExpiresOpt = Annotated[
     Optional[timedelta],
     typer.Option(
@@ -94,6 +128,8 @@ ExpiresOpt = Annotated[
 
 
 def _options(
+    ctx: typer.Context,
+    replay: Optional[Path],
     sysfs: Path,
     devicetree: Optional[Path],
     node: Optional[List[str]],
@@ -103,8 +139,12 @@ def _options(
     no_devicetree: bool,
     no_usb: bool,
     expires_in: Optional[timedelta],
+    usb_class: Optional[List[str]] = None,
+    usb_label_fields: Optional[List[str]] = None,
+    usb_backend: str = "auto",
+    usb_names: bool = False,
 ) -> api.Options:
-    return api.Options(
+    options = api.Options(
         sysfs=sysfs,
         devicetree=devicetree,
         nodes=tuple(node or ()),
@@ -113,8 +153,19 @@ def _options(
         raw_features=not no_raw_features,
         use_devicetree=not no_devicetree,
         use_usb=not no_usb,
+        usb_classes=tuple(usb_class) if usb_class else usb_source.DEFAULT_ALLOWLIST,
+        usb_label_fields=tuple(usb_label_fields) if usb_label_fields else usb_source.DEFAULT_LABEL_FIELDS,
+        usb_backend=usb_backend,
+        usb_names=usb_names,
         expires_in=expires_in,
     )
+    if replay is None:
+        return options
+    for name in ("sysfs", "devicetree"):
+        source = ctx.get_parameter_source(name)  # click's ParameterSource, vendored or not
+        if source is not None and source.name != "DEFAULT":
+            raise InputError(f"--replay reads the bundle's sysfs and devicetree; drop --{name}")
+    return api.replay_options(replay, options)
 
 
 def _print_notices(result: api.Scan) -> None:
@@ -139,6 +190,7 @@ def main(
 
 @app.command(epilog=EXAMPLES)
 def show(
+    ctx: typer.Context,
     sysfs: SysfsOpt = Path("/sys"),
     devicetree: DevicetreeOpt = None,
     node: NodeOpt = None,
@@ -147,7 +199,11 @@ def show(
     no_raw_features: NoRawOpt = False,
     no_devicetree: NoDevicetreeOpt = False,
     no_usb: NoUsbOpt = False,
+    usb_class: UsbClassOpt = None,
+    usb_label_fields: UsbLabelFieldsOpt = None,
+    usb_backend: UsbBackendOpt = "auto",
     expires_in: ExpiresOpt = None,
+    replay: ReplayOpt = None,
     output_format: Annotated[
         str, typer.Option("--format", help="nfd: exactly what write writes; json: also where each label came from.")
     ] = "nfd",
@@ -155,7 +211,10 @@ def show(
     """Print the features file that 'write' would write."""
     if output_format not in ("nfd", "json"):
         raise typer.BadParameter(f"{output_format!r} is not one of nfd, json", param_hint="--format")
-    options = _options(sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb, expires_in)
+    options = _options(
+        ctx, replay, sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb,
+        expires_in, usb_class, usb_label_fields, usb_backend, usb_names=output_format == "json",
+    )
     result = api.scan(options)
     _print_notices(result)
     if output_format == "json":
@@ -166,6 +225,7 @@ def show(
 
 @app.command(epilog=EXAMPLES)
 def write(
+    ctx: typer.Context,
     sysfs: SysfsOpt = Path("/sys"),
     devicetree: DevicetreeOpt = None,
     node: NodeOpt = None,
@@ -174,36 +234,81 @@ def write(
     no_raw_features: NoRawOpt = False,
     no_devicetree: NoDevicetreeOpt = False,
     no_usb: NoUsbOpt = False,
+    usb_class: UsbClassOpt = None,
+    usb_label_fields: UsbLabelFieldsOpt = None,
+    usb_backend: UsbBackendOpt = "auto",
     expires_in: ExpiresOpt = None,
+    replay: ReplayOpt = None,
     features_dir: Annotated[
         Path, typer.Option("--features-dir", help="Directory NFD's local source reads (must exist).")
     ] = api.DEFAULT_FEATURES_DIR,
     name: Annotated[str, typer.Option("--name", help="File name inside --features-dir.")] = api.DEFAULT_FILE_NAME,
 ) -> None:
     """Write the features file atomically into --features-dir."""
-    options = _options(sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb, expires_in)
+    options = _options(
+        ctx, replay, sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb,
+        expires_in, usb_class, usb_label_fields, usb_backend,
+    )
     target, result = api.write(options, features_dir, name)
     _print_notices(result)
     labels = sum(1 for f in result.features if f.label)
     print(f"nfd-hooks: wrote {target} ({labels} labels)", file=sys.stderr)
 
 
-# The options fastpath may parse without typer; tests hold this equal to typer's own.
-FAST_OPTIONS = {
-    "--sysfs": Spec("sysfs", Path),
-    "--devicetree": Spec("devicetree", Path),
-    "--node": Spec("node", str, multiple=True),
-    "--prefix": Spec("prefix", str),
-    "--include-disabled": Spec("include_disabled"),
-    "--no-raw-features": Spec("no_raw_features"),
-    "--no-devicetree": Spec("no_devicetree"),
-    "--no-usb": Spec("no_usb"),
-    "--expires-in": Spec("expires_in", parse_duration),
-    "--format": Spec("output_format", str),
-    "--features-dir": Spec("features_dir", Path),
-    "--name": Spec("name", str),
-}
-FAST_COMMANDS = {"show": show, "write": write}
+@app.command()
+def capture(
+    directory: Annotated[Path, typer.Argument(metavar="DIR", show_default=False, help="New or empty directory for the bundle.")],
+    sysfs: SysfsOpt = Path("/sys"),
+    devicetree: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--devicetree",
+            help="A DTB file, or a directory laid out like /proc/device-tree. "
+            "Default: <sysfs>/firmware/fdt when readable, else <sysfs>/firmware/devicetree/base.",
+        ),
+    ] = None,
+    with_serials: Annotated[
+        bool, typer.Option("--with-serials", help="Also capture USB serial numbers (they identify devices).")
+    ] = False,
+) -> None:
+    """Capture this node's devicetree and USB attributes into a bundle for 'show --replay'."""
+    done = api.capture(directory, sysfs, devicetree, with_serials)
+    for notice in done.notices:
+        print(f"nfd-hooks: {notice}", file=sys.stderr)
+    source = done.devicetree_from or "none"
+    print(
+        f"nfd-hooks: captured {done.directory} (devicetree from {source}, {done.usb_devices} USB devices, "
+        f"{done.size} bytes)",
+        file=sys.stderr,
+    )
+
+
+@app.command()
+def check(
+    files: Annotated[
+        List[Path],
+        typer.Argument(
+            metavar="FILE...",
+            show_default=False,
+            help="Features files; a directory stands for the files NFD reads in it.",
+        ),
+    ],
+    strict: Annotated[bool, typer.Option("--strict", help="Fail on warnings too.")] = False,
+) -> None:
+    """Report what NFD's local source would drop, skip or misread in features files.
+
+    A directory stands for the files NFD reads in it. One line per problem on stdout, FILE:LINE: message (FILE: message for the
+    whole file). Exit codes: 0 nothing wrong (warnings allowed unless --strict),
+    1 problems found, 2 a file could not be read.
+    """
+    from nfd_hooks.check import check_paths  # lazy: only this command needs it
+
+    result = check_paths(files)
+    for path, problem in result.problems:
+        print(problem.format(path))
+    for message in result.unreadable:
+        print(f"nfd-hooks: error: {message}", file=sys.stderr)
+    raise typer.Exit(result.exit_code(strict))
 
 
 def run(argv: Optional[List[str]] = None) -> int:
@@ -211,11 +316,7 @@ def run(argv: Optional[List[str]] = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     try:
-        parsed = fastpath.parse(argv, FAST_COMMANDS, FAST_OPTIONS)
-        if parsed is None:
-            code = app(args=argv or ["--help"], prog_name="nfd-hooks", standalone_mode=False)
-        else:
-            code = _invoke(*parsed)
+        code = app(args=argv or ["--help"], prog_name="nfd-hooks", standalone_mode=False)
     except NfdHooksError as error:
         return _fail(str(error), error.exit_code)
     except typer.Exit as done:
@@ -229,33 +330,6 @@ def run(argv: Optional[List[str]] = None) -> int:
     except BrokenPipeError:
         return 0
     return code if isinstance(code, int) else 0
-
-
-def _invoke(command: Callable[..., Any], arguments: Dict[str, Any]) -> Any:
-    """Call a command as typer's main loop does (typer/core.py ``_main``), so that
-    interrupts, EOF and a closed stdout end the same way on both paths."""
-    try:
-        return command(**arguments)
-    except EOFError:
-        print(file=sys.stderr)
-        raise typer.Abort() from None
-    except KeyboardInterrupt:
-        return 130
-    except OSError as error:
-        if error.errno != errno.EPIPE:
-            raise
-        _pacify_streams()
-        sys.exit(1)
-
-
-def _pacify_streams() -> None:
-    """What typer does after EPIPE: no second error when Python flushes at exit."""
-    try:
-        from click.utils import PacifyFlushWrapper
-    except ImportError:  # typer >= 0.22 vendors click
-        from typer._click.utils import PacifyFlushWrapper
-    sys.stdout = PacifyFlushWrapper(sys.stdout)  # type: ignore[assignment]
-    sys.stderr = PacifyFlushWrapper(sys.stderr)  # type: ignore[assignment]
 
 
 def _usage_message(error: UsageProblem) -> str:
