@@ -186,6 +186,34 @@ def write(
     print(f"nfd-hooks: wrote {target} ({labels} labels)", file=sys.stderr)
 
 
+@app.command()
+def check(
+    files: Annotated[
+        List[Path],
+        typer.Argument(
+            metavar="FILE...",
+            show_default=False,
+            help="Features files; a directory stands for the files NFD reads in it.",
+        ),
+    ],
+    strict: Annotated[bool, typer.Option("--strict", help="Fail on warnings too.")] = False,
+) -> None:
+    """Report what NFD's local source would drop, skip or misread in features files.
+
+    One line per problem on stdout, FILE:LINE: message (FILE: message for the
+    whole file). Exit codes: 0 nothing wrong (warnings allowed unless --strict),
+    1 problems found, 2 a file could not be read.
+    """
+    from nfd_hooks.check import check_paths  # lazy: only this command needs it
+
+    result = check_paths(files)
+    for path, problem in result.problems:
+        print(problem.format(path))
+    for message in result.unreadable:
+        print(f"nfd-hooks: error: {message}", file=sys.stderr)
+    raise typer.Exit(result.exit_code(strict))
+
+
 def run(argv: Optional[List[str]] = None) -> int:
     """Run the CLI and return its exit code; errors become one line on stderr."""
     if argv is None:
