@@ -80,6 +80,14 @@ NoRawOpt = Annotated[
 ]
 NoDevicetreeOpt = Annotated[bool, typer.Option("--no-devicetree", help="Do not read the devicetree.")]
 NoUsbOpt = Annotated[bool, typer.Option("--no-usb", help="Do not scan USB devices.")]
+ReplayOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--replay",
+        metavar="DIR",
+        help="Read a bundle written by 'capture' instead of this node (not with --sysfs or --devicetree).",
+    ),
+]
 ExpiresOpt = Annotated[
     Optional[timedelta],
     typer.Option(
@@ -92,6 +100,8 @@ ExpiresOpt = Annotated[
 
 
 def _options(
+    ctx: typer.Context,
+    replay: Optional[Path],
     sysfs: Path,
     devicetree: Optional[Path],
     node: Optional[List[str]],
@@ -102,7 +112,7 @@ def _options(
     no_usb: bool,
     expires_in: Optional[timedelta],
 ) -> api.Options:
-    return api.Options(
+    options = api.Options(
         sysfs=sysfs,
         devicetree=devicetree,
         nodes=tuple(node or ()),
@@ -113,6 +123,13 @@ def _options(
         use_usb=not no_usb,
         expires_in=expires_in,
     )
+    if replay is None:
+        return options
+    for name in ("sysfs", "devicetree"):
+        source = ctx.get_parameter_source(name)  # click's ParameterSource, vendored or not
+        if source is not None and source.name != "DEFAULT":
+            raise InputError(f"--replay reads the bundle's sysfs and devicetree; drop --{name}")
+    return api.replay_options(replay, options)
 
 
 def _print_notices(result: api.Scan) -> None:
@@ -137,6 +154,7 @@ def main(
 
 @app.command(epilog=EXAMPLES)
 def show(
+    ctx: typer.Context,
     sysfs: SysfsOpt = Path("/sys"),
     devicetree: DevicetreeOpt = None,
     node: NodeOpt = None,
@@ -146,6 +164,7 @@ def show(
     no_devicetree: NoDevicetreeOpt = False,
     no_usb: NoUsbOpt = False,
     expires_in: ExpiresOpt = None,
+    replay: ReplayOpt = None,
     output_format: Annotated[
         str, typer.Option("--format", help="nfd: exactly what write writes; json: also where each label came from.")
     ] = "nfd",
@@ -153,7 +172,7 @@ def show(
     """Print the features file that 'write' would write."""
     if output_format not in ("nfd", "json"):
         raise typer.BadParameter(f"{output_format!r} is not one of nfd, json", param_hint="--format")
-    options = _options(sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb, expires_in)
+    options = _options(ctx, replay, sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb, expires_in)
     result = api.scan(options)
     _print_notices(result)
     if output_format == "json":
@@ -164,6 +183,7 @@ def show(
 
 @app.command(epilog=EXAMPLES)
 def write(
+    ctx: typer.Context,
     sysfs: SysfsOpt = Path("/sys"),
     devicetree: DevicetreeOpt = None,
     node: NodeOpt = None,
@@ -173,17 +193,46 @@ def write(
     no_devicetree: NoDevicetreeOpt = False,
     no_usb: NoUsbOpt = False,
     expires_in: ExpiresOpt = None,
+    replay: ReplayOpt = None,
     features_dir: Annotated[
         Path, typer.Option("--features-dir", help="Directory NFD's local source reads (must exist).")
     ] = api.DEFAULT_FEATURES_DIR,
     name: Annotated[str, typer.Option("--name", help="File name inside --features-dir.")] = api.DEFAULT_FILE_NAME,
 ) -> None:
     """Write the features file atomically into --features-dir."""
-    options = _options(sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb, expires_in)
+    options = _options(ctx, replay, sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb, expires_in)
     target, result = api.write(options, features_dir, name)
     _print_notices(result)
     labels = sum(1 for f in result.features if f.label)
     print(f"nfd-hooks: wrote {target} ({labels} labels)", file=sys.stderr)
+
+
+@app.command()
+def capture(
+    directory: Annotated[Path, typer.Argument(metavar="DIR", show_default=False, help="New or empty directory for the bundle.")],
+    sysfs: SysfsOpt = Path("/sys"),
+    devicetree: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--devicetree",
+            help="A DTB file, or a directory laid out like /proc/device-tree. "
+            "Default: <sysfs>/firmware/fdt when readable, else <sysfs>/firmware/devicetree/base.",
+        ),
+    ] = None,
+    with_serials: Annotated[
+        bool, typer.Option("--with-serials", help="Also capture USB serial numbers (they identify devices).")
+    ] = False,
+) -> None:
+    """Capture this node's devicetree and USB attributes into a bundle for 'show --replay'."""
+    done = api.capture(directory, sysfs, devicetree, with_serials)
+    for notice in done.notices:
+        print(f"nfd-hooks: {notice}", file=sys.stderr)
+    source = done.devicetree_from or "none"
+    print(
+        f"nfd-hooks: captured {done.directory} (devicetree from {source}, {done.usb_devices} USB devices, "
+        f"{done.size} bytes)",
+        file=sys.stderr,
+    )
 
 
 @app.command()
