@@ -1,0 +1,234 @@
+"""capture then replay: a bundle replays to what a live run on the node prints."""
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import DTB_DIR, require_tool, run_cli
+from fakehost import C270, NCS2, PI4_HUBS, PI4_NCS2_WEBCAM, make_host
+from nfd_hooks import api
+from nfd_hooks.capture import USB_DEVICE_ATTRIBUTES, USB_INTERFACE_ATTRIBUTES, capture, open_bundle
+from nfd_hooks.errors import InputError, OutputError
+
+RPI = DTB_DIR / "rpi-4-b.dtb"
+
+
+@pytest.fixture
+def host(tmp_path):
+    """A Pi 4B with an NCS2 and a webcam; the devicetree only as a live tree."""
+    return make_host(tmp_path / "host", RPI.read_bytes(), PI4_NCS2_WEBCAM)
+
+
+def shown(*args):
+    done = run_cli(["show", *args])
+    assert done.returncode == 0, done.stderr.decode()
+    return done.stdout
+
+
+def test_capture_then_replay_prints_what_the_host_prints(host, tmp_path):
+    bundle = tmp_path / "bundle"
+    done = run_cli(["capture", str(bundle), "--sysfs", str(host)])
+    assert done.returncode == 0, done.stderr.decode()
+    live = shown("--sysfs", str(host))
+    assert b"beta.devicetree.org/raspberrypi-4-model-b=1\n" in live
+    assert shown("--replay", str(bundle)) == live
+    assert shown("--replay", str(bundle), "--format", "json").count(b"raspberrypi") >= 1
+    features = tmp_path / "features.d"
+    features.mkdir()
+    assert run_cli(["write", "--replay", str(bundle), "--features-dir", str(features)]).returncode == 0
+    assert (features / "nfd-hooks").read_bytes() == live
+
+
+def test_bundle_dtb_reads_with_dtc_and_matches_the_board(host, tmp_path):
+    dtc = require_tool("dtc")
+    capture(tmp_path / "bundle", host)
+    dts = [
+        subprocess.run([dtc, "-s", "-I", "dtb", "-O", "dts", str(blob)], capture_output=True, check=True).stdout
+        for blob in (RPI, tmp_path / "bundle" / "devicetree.dtb")
+    ]
+    # A live tree has no memory reservation block; everything else is the board's.
+    original = b"\n".join(line for line in dts[0].splitlines() if not line.startswith(b"/memreserve/"))
+    assert dts[1].splitlines() == original.splitlines()
+
+
+def test_root_readable_fdt_is_copied_as_is(tmp_path):
+    host = make_host(tmp_path / "host", RPI.read_bytes(), (), with_fdt=True)
+    done = capture(tmp_path / "bundle", host)
+    assert done.devicetree_from == str(host / "firmware" / "fdt")
+    assert (tmp_path / "bundle" / "devicetree.dtb").read_bytes() == RPI.read_bytes()
+
+
+def test_fdt_that_differs_from_the_live_tree_is_not_used(tmp_path):
+    host = make_host(tmp_path / "host", RPI.read_bytes(), ())
+    (host / "firmware" / "fdt").write_bytes((DTB_DIR / "jetson-nano.dtb").read_bytes())
+    done = capture(tmp_path / "bundle", host)
+    assert done.devicetree_from == str(host / "firmware" / "devicetree" / "base")
+    assert any("differs" in notice for notice in done.notices)
+    replay = api.replay_options(tmp_path / "bundle", api.Options(use_usb=False))
+    assert api.render_scan(api.scan(replay), replay) == api.render_scan(
+        *(lambda o: (api.scan(o), o))(api.Options(sysfs=host, use_usb=False))
+    )
+
+
+@pytest.mark.parametrize("dtb", sorted(DTB_DIR.glob("*.dtb")), ids=lambda p: p.stem)
+def test_every_fixture_board_replays_to_its_live_labels(dtb, tmp_path):
+    host = make_host(tmp_path / "host", dtb.read_bytes(), ())
+    capture(tmp_path / "bundle", host)
+    for extra in ({}, {"include_disabled": True, "nodes": ("soc", "memory")}):
+        live = api.Options(sysfs=host, use_usb=False, **extra)
+        replay = api.replay_options(tmp_path / "bundle", live)
+        assert api.render_scan(api.scan(replay), replay) == api.render_scan(api.scan(live), live)
+
+
+def test_only_the_scanned_usb_attributes_and_no_serials(host, tmp_path):
+    capture(tmp_path / "plain", host)
+    capture(tmp_path / "serials", host, with_serials=True)
+    allowed = set(USB_DEVICE_ATTRIBUTES) | set(USB_INTERFACE_ATTRIBUTES)
+    for name, serials in (("plain", False), ("serials", True)):
+        files = [p for p in (tmp_path / name / "sys").rglob("*") if p.is_file() and not p.is_symlink()]
+        names = {p.name for p in files}
+        assert names <= allowed, names - allowed
+        assert ("serial" in names) is serials
+        assert {"idVendor", "idProduct", "bDeviceClass", "bInterfaceClass", "descriptors"} <= names
+    serial_files = sorted(p.read_text() for p in (tmp_path / "serials" / "sys").rglob("serial"))
+    assert serial_files == sorted(s.serial + "\n" for s in PI4_HUBS + (NCS2, C270) if s.serial)
+
+
+def test_usb_links_stay_kernel_shaped(host, tmp_path):
+    capture(tmp_path / "bundle", host)
+    links = tmp_path / "bundle" / "sys" / "bus" / "usb" / "devices"
+    for entry in (host / "bus" / "usb" / "devices").iterdir():
+        assert os.readlink(links / entry.name) == os.readlink(entry)
+        assert (links / entry.name).resolve().is_dir()
+
+
+def test_manifest_describes_the_bundle(host, tmp_path):
+    capture(tmp_path / "bundle", host)
+    bundle = tmp_path / "bundle"
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["tool"].startswith("nfd-hooks ")
+    assert manifest["kernel_release"] == platform.release()
+    assert manifest["architecture"] == platform.machine()
+    assert manifest["captured_at"].endswith("Z")
+    on_disk = {
+        str(p.relative_to(bundle)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in bundle.rglob("*")
+        if p.is_file() and not p.is_symlink() and p.name != "manifest.json"
+    }
+    assert manifest["files"] == on_disk
+    assert manifest["usb_devices"] == 5  # two root hubs, the Pi's hub, the NCS2, the webcam
+    size = sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file() and not p.is_symlink())
+    assert size < 1024 * 1024
+
+
+def tamper_file(bundle):
+    next(bundle.rglob("idProduct")).write_text("ffff\n")
+
+
+def tamper_missing(bundle):
+    next(bundle.rglob("bInterfaceClass")).unlink()
+
+
+def tamper_extra(bundle):
+    (next(bundle.rglob("idProduct")).parent / "serial").write_text("123\n")
+
+
+def tamper_extra_dtb(bundle):
+    (bundle / "devicetree.dtb").unlink()
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    (bundle / "devicetree.dtb").write_bytes(RPI.read_bytes())
+    del manifest["files"]["devicetree.dtb"]
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+
+
+def tamper_link(bundle):
+    link = bundle / "sys" / "bus" / "usb" / "devices" / "2-1"
+    target = os.readlink(link)
+    link.unlink()
+    link.symlink_to(target.replace("usb2/2-1", "usb1"))
+
+
+def tamper_escape(bundle):
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["symlinks"]["sys/bus/usb/devices/evil"] = "../../../../../../etc"
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+
+
+def tamper_dotdot(bundle):
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["files"]["sys/../../etc/passwd"] = "0" * 64
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+
+
+def tamper_manifest_json(bundle):
+    (bundle / "manifest.json").write_text("{not json")
+
+
+def tamper_no_manifest(bundle):
+    (bundle / "manifest.json").unlink()
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [tamper_file, tamper_missing, tamper_extra, tamper_extra_dtb, tamper_link, tamper_escape, tamper_dotdot,
+     tamper_manifest_json, tamper_no_manifest],
+)
+def test_damaged_bundles_are_refused(host, tmp_path, tamper):
+    bundle = tmp_path / "bundle"
+    capture(bundle, host)
+    open_bundle(bundle)
+    tamper(bundle)
+    with pytest.raises(InputError):
+        open_bundle(bundle)
+
+
+def test_damaged_bundle_cli_is_one_line_exit_2(host, tmp_path):
+    bundle = tmp_path / "bundle"
+    capture(bundle, host)
+    tamper_file(bundle)
+    done = run_cli(["show", "--replay", str(bundle)])
+    assert done.returncode == 2 and done.stdout == b""
+    assert done.stderr.decode().count("\n") == 1 and "bundle damaged" in done.stderr.decode()
+
+
+def test_replay_refuses_sysfs_and_devicetree(host, tmp_path):
+    capture(tmp_path / "bundle", host)
+    for flag, value in (("--sysfs", "/sys"), ("--devicetree", str(RPI))):
+        done = run_cli(["show", "--replay", str(tmp_path / "bundle"), flag, value])
+        assert done.returncode == 2 and b"--replay" in done.stderr
+
+
+def test_capture_refuses_a_non_empty_directory_and_leaves_nothing_on_failure(host, tmp_path):
+    target = tmp_path / "bundle"
+    target.mkdir()
+    (target / "old").write_text("x")
+    with pytest.raises(OutputError):
+        capture(target, host)
+    corrupt = tmp_path / "corrupt.dtb"
+    corrupt.write_bytes(RPI.read_bytes()[:200])
+    done = run_cli(["capture", str(tmp_path / "new"), "--sysfs", str(host), "--devicetree", str(corrupt)])
+    assert done.returncode == 2 and done.stderr.decode().count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "corrupt.dtb", "host"]
+
+
+def test_node_without_devicetree(tmp_path):
+    host = make_host(tmp_path / "host", None, PI4_HUBS)
+    done = capture(tmp_path / "bundle", host)
+    assert done.devicetree_from is None and not (tmp_path / "bundle" / "devicetree.dtb").exists()
+    assert shown("--replay", str(tmp_path / "bundle")) == shown("--sysfs", str(host))
+
+
+def test_usb_entries_pointing_outside_sysfs_are_skipped(tmp_path):
+    host = make_host(tmp_path / "host", None, PI4_HUBS)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "idProduct").write_text("1234\n")
+    (host / "bus" / "usb" / "devices" / "9-9").symlink_to(outside)
+    done = capture(tmp_path / "bundle", host)
+    assert any("9-9" in notice for notice in done.notices)
+    assert not (tmp_path / "bundle" / "sys" / "bus" / "usb" / "devices" / "9-9").exists()
