@@ -1,9 +1,9 @@
 """Build a fake host's sysfs: a devicetree expanded as the kernel shows it, and
 USB devices laid out as the kernel lays them out.
 
-Shared by the capture tests and scripts/make-sample-node. The DTB expander is
-a separate, minimal FDT walker (not pyfdt, not the project's reader), so a
-bug in either cannot bless itself.
+Shared by the capture tests and scripts/make-sample-node. The devicetree is
+expanded by tests/fdt_expand.py, written apart from pyfdt and the project's
+reader, so a bug in either cannot bless itself.
 """
 
 import os
@@ -12,41 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
-FDT_BEGIN_NODE, FDT_END_NODE, FDT_PROP, FDT_NOP, FDT_END = 1, 2, 3, 4, 9
+from tests.fdt_expand import expand
 
 # Where a Raspberry Pi 4B's VL805 xHCI controller (PCIe) puts its two buses.
 PI4_XHCI = "devices/platform/scb/fd500000.pcie/pci0000:00/0000:00:00.0/0000:01:00.0"
-
-
-def expand_dtb(blob: bytes, base: Path) -> None:
-    """Write ``blob`` as a live tree at ``base``: a directory per node, a file per
-    property, and the ``name`` file the kernel adds to every node."""
-    _, _, off_struct, off_strings = struct.unpack_from(">4I", blob)
-    pos, stack = off_struct, []
-    while True:
-        (tag,) = struct.unpack_from(">I", blob, pos)
-        pos += 4
-        if tag == FDT_BEGIN_NODE:
-            end = blob.index(b"\0", pos)
-            name = blob[pos:end].decode("ascii")
-            pos = (end + 4) & ~3
-            path = stack[-1] / name if stack else base
-            path.mkdir(parents=True)
-            (path / "name").write_bytes(name.split("@", 1)[0].encode() + b"\0")
-            stack.append(path)
-        elif tag == FDT_END_NODE:
-            stack.pop()
-        elif tag == FDT_PROP:
-            length, name_offset = struct.unpack_from(">II", blob, pos)
-            pos += 8
-            name_end = blob.index(b"\0", off_strings + name_offset)
-            name = blob[off_strings + name_offset:name_end].decode("ascii")
-            (stack[-1] / name).write_bytes(blob[pos:pos + length])
-            pos = (pos + length + 3) & ~3
-        elif tag == FDT_END:
-            return
-        elif tag != FDT_NOP:
-            raise ValueError(f"bad FDT tag {tag} at {pos - 4}")
 
 
 @dataclass
@@ -144,7 +113,7 @@ PI4_NCS2_WEBCAM = PI4_HUBS + (NCS2, C270)
 def make_host(sysfs: Path, dtb: Optional[bytes], usb: Tuple[UsbSpec, ...], with_fdt: bool = False) -> Path:
     """A fake host's sysfs at ``sysfs``; ``with_fdt`` also writes firmware/fdt (root-only, as on a board)."""
     if dtb is not None:
-        expand_dtb(dtb, sysfs / "firmware" / "devicetree" / "base")
+        expand(dtb, sysfs / "firmware" / "devicetree" / "base")
         if with_fdt:
             (sysfs / "firmware" / "fdt").write_bytes(dtb)
             os.chmod(sysfs / "firmware" / "fdt", 0o400)

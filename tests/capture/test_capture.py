@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DTB_DIR, require_tool, run_cli
-from fakehost import C270, NCS2, PI4_HUBS, PI4_NCS2_WEBCAM, make_host
+from tests.conftest import DTB_DIR, require_tool, run_cli
+from tests.fakehost import C270, NCS2, PI4_HUBS, PI4_NCS2_WEBCAM, make_host
 from nfd_hooks import api
 from nfd_hooks.capture import USB_DEVICE_ATTRIBUTES, USB_INTERFACE_ATTRIBUTES, capture, open_bundle
 from nfd_hooks.errors import InputError, OutputError

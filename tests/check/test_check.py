@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DTB_DIR, run_cli
+from tests.conftest import DTB_DIR, run_cli
 from nfd_hooks import api
 from nfd_hooks.check import check_paths, parse, parse_rfc3339
 
