@@ -5,7 +5,6 @@ import json
 import os
 import platform
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -22,6 +21,10 @@ RPI = DTB_DIR / "rpi-4-b.dtb"
 def host(tmp_path):
     """A Pi 4B with an NCS2 and a webcam; the devicetree only as a live tree."""
     return make_host(tmp_path / "host", RPI.read_bytes(), PI4_NCS2_WEBCAM)
+
+
+def rendered(options):
+    return api.render_scan(api.scan(options), options)
 
 
 def shown(*args):
@@ -70,9 +73,7 @@ def test_fdt_that_differs_from_the_live_tree_is_not_used(tmp_path):
     assert done.devicetree_from == str(host / "firmware" / "devicetree" / "base")
     assert any("differs" in notice for notice in done.notices)
     replay = api.replay_options(tmp_path / "bundle", api.Options(use_usb=False))
-    assert api.render_scan(api.scan(replay), replay) == api.render_scan(
-        *(lambda o: (api.scan(o), o))(api.Options(sysfs=host, use_usb=False))
-    )
+    assert rendered(replay) == rendered(api.Options(sysfs=host, use_usb=False))
 
 
 @pytest.mark.parametrize("dtb", sorted(DTB_DIR.glob("*.dtb")), ids=lambda p: p.stem)
@@ -82,7 +83,7 @@ def test_every_fixture_board_replays_to_its_live_labels(dtb, tmp_path):
     for extra in ({}, {"include_disabled": True, "nodes": ("soc", "memory")}):
         live = api.Options(sysfs=host, use_usb=False, **extra)
         replay = api.replay_options(tmp_path / "bundle", live)
-        assert api.render_scan(api.scan(replay), replay) == api.render_scan(api.scan(live), live)
+        assert rendered(replay) == rendered(live)
 
 
 def test_only_the_scanned_usb_attributes_and_no_serials(host, tmp_path):
