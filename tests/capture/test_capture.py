@@ -5,6 +5,8 @@ import json
 import os
 import platform
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -18,9 +20,18 @@ RPI = DTB_DIR / "rpi-4-b.dtb"
 
 
 @pytest.fixture
-def host(tmp_path):
+def scratch():
+    """A temporary directory on tmpfs when there is one: a fake host is thousands
+    of small files, and creating them on disk is many times slower."""
+    shm = Path("/dev/shm")
+    with tempfile.TemporaryDirectory(dir=shm if shm.is_dir() else None) as directory:
+        yield Path(directory)
+
+
+@pytest.fixture
+def host(scratch):
     """A Pi 4B with an NCS2 and a webcam; the devicetree only as a live tree."""
-    return make_host(tmp_path / "host", RPI.read_bytes(), PI4_NCS2_WEBCAM)
+    return make_host(scratch / "host", RPI.read_bytes(), PI4_NCS2_WEBCAM)
 
 
 def rendered(options):
@@ -33,84 +44,84 @@ def shown(*args):
     return done.stdout
 
 
-def test_capture_then_replay_prints_what_the_host_prints(host, tmp_path):
-    bundle = tmp_path / "bundle"
+def test_capture_then_replay_prints_what_the_host_prints(host, scratch):
+    bundle = scratch / "bundle"
     done = run_cli(["capture", str(bundle), "--sysfs", str(host)])
     assert done.returncode == 0, done.stderr.decode()
     live = shown("--sysfs", str(host))
     assert b"beta.devicetree.org/raspberrypi-4-model-b=1\n" in live
     assert shown("--replay", str(bundle)) == live
     assert shown("--replay", str(bundle), "--format", "json").count(b"raspberrypi") >= 1
-    features = tmp_path / "features.d"
+    features = scratch / "features.d"
     features.mkdir()
     assert run_cli(["write", "--replay", str(bundle), "--features-dir", str(features)]).returncode == 0
     assert (features / "nfd-hooks").read_bytes() == live
 
 
-def test_bundle_dtb_reads_with_dtc_and_matches_the_board(host, tmp_path):
+def test_bundle_dtb_reads_with_dtc_and_matches_the_board(host, scratch):
     dtc = require_tool("dtc")
-    capture(tmp_path / "bundle", host)
+    capture(scratch / "bundle", host)
     dts = [
         subprocess.run([dtc, "-s", "-I", "dtb", "-O", "dts", str(blob)], capture_output=True, check=True).stdout
-        for blob in (RPI, tmp_path / "bundle" / "devicetree.dtb")
+        for blob in (RPI, scratch / "bundle" / "devicetree.dtb")
     ]
     # A live tree has no memory reservation block; everything else is the board's.
     original = b"\n".join(line for line in dts[0].splitlines() if not line.startswith(b"/memreserve/"))
     assert dts[1].splitlines() == original.splitlines()
 
 
-def test_root_readable_fdt_is_copied_as_is(tmp_path):
-    host = make_host(tmp_path / "host", RPI.read_bytes(), (), with_fdt=True)
-    done = capture(tmp_path / "bundle", host)
+def test_root_readable_fdt_is_copied_as_is(scratch):
+    host = make_host(scratch / "host", RPI.read_bytes(), (), with_fdt=True)
+    done = capture(scratch / "bundle", host)
     assert done.devicetree_from == str(host / "firmware" / "fdt")
-    assert (tmp_path / "bundle" / "devicetree.dtb").read_bytes() == RPI.read_bytes()
+    assert (scratch / "bundle" / "devicetree.dtb").read_bytes() == RPI.read_bytes()
 
 
-def test_fdt_that_differs_from_the_live_tree_is_not_used(tmp_path):
-    host = make_host(tmp_path / "host", RPI.read_bytes(), ())
+def test_fdt_that_differs_from_the_live_tree_is_not_used(scratch):
+    host = make_host(scratch / "host", RPI.read_bytes(), ())
     (host / "firmware" / "fdt").write_bytes((DTB_DIR / "jetson-nano.dtb").read_bytes())
-    done = capture(tmp_path / "bundle", host)
+    done = capture(scratch / "bundle", host)
     assert done.devicetree_from == str(host / "firmware" / "devicetree" / "base")
     assert any("differs" in notice for notice in done.notices)
-    replay = api.replay_options(tmp_path / "bundle", api.Options(use_usb=False))
+    replay = api.replay_options(scratch / "bundle", api.Options(use_usb=False))
     assert rendered(replay) == rendered(api.Options(sysfs=host, use_usb=False))
 
 
 @pytest.mark.parametrize("dtb", sorted(DTB_DIR.glob("*.dtb")), ids=lambda p: p.stem)
-def test_every_fixture_board_replays_to_its_live_labels(dtb, tmp_path):
-    host = make_host(tmp_path / "host", dtb.read_bytes(), ())
-    capture(tmp_path / "bundle", host)
+def test_every_fixture_board_replays_to_its_live_labels(dtb, scratch):
+    host = make_host(scratch / "host", dtb.read_bytes(), ())
+    capture(scratch / "bundle", host)
     for extra in ({}, {"include_disabled": True, "nodes": ("soc", "memory")}):
         live = api.Options(sysfs=host, use_usb=False, **extra)
-        replay = api.replay_options(tmp_path / "bundle", live)
+        replay = api.replay_options(scratch / "bundle", live)
         assert rendered(replay) == rendered(live)
 
 
-def test_only_the_scanned_usb_attributes_and_no_serials(host, tmp_path):
-    capture(tmp_path / "plain", host)
-    capture(tmp_path / "serials", host, with_serials=True)
+def test_only_the_scanned_usb_attributes_and_no_serials(host, scratch):
+    capture(scratch / "plain", host)
+    capture(scratch / "serials", host, with_serials=True)
     allowed = set(USB_DEVICE_ATTRIBUTES) | set(USB_INTERFACE_ATTRIBUTES)
     for name, serials in (("plain", False), ("serials", True)):
-        files = [p for p in (tmp_path / name / "sys").rglob("*") if p.is_file() and not p.is_symlink()]
+        files = [p for p in (scratch / name / "sys").rglob("*") if p.is_file() and not p.is_symlink()]
         names = {p.name for p in files}
         assert names <= allowed, names - allowed
         assert ("serial" in names) is serials
         assert {"idVendor", "idProduct", "bDeviceClass", "bInterfaceClass", "descriptors"} <= names
-    serial_files = sorted(p.read_text() for p in (tmp_path / "serials" / "sys").rglob("serial"))
+    serial_files = sorted(p.read_text() for p in (scratch / "serials" / "sys").rglob("serial"))
     assert serial_files == sorted(s.serial + "\n" for s in PI4_HUBS + (NCS2, C270) if s.serial)
 
 
-def test_usb_links_stay_kernel_shaped(host, tmp_path):
-    capture(tmp_path / "bundle", host)
-    links = tmp_path / "bundle" / "sys" / "bus" / "usb" / "devices"
+def test_usb_links_stay_kernel_shaped(host, scratch):
+    capture(scratch / "bundle", host)
+    links = scratch / "bundle" / "sys" / "bus" / "usb" / "devices"
     for entry in (host / "bus" / "usb" / "devices").iterdir():
         assert os.readlink(links / entry.name) == os.readlink(entry)
         assert (links / entry.name).resolve().is_dir()
 
 
-def test_manifest_describes_the_bundle(host, tmp_path):
-    capture(tmp_path / "bundle", host)
-    bundle = tmp_path / "bundle"
+def test_manifest_describes_the_bundle(host, scratch):
+    capture(scratch / "bundle", host)
+    bundle = scratch / "bundle"
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["tool"].startswith("nfd-hooks ")
     assert manifest["kernel_release"] == platform.release()
@@ -179,8 +190,8 @@ def tamper_no_manifest(bundle):
     [tamper_file, tamper_missing, tamper_extra, tamper_extra_dtb, tamper_link, tamper_escape, tamper_dotdot,
      tamper_manifest_json, tamper_no_manifest],
 )
-def test_damaged_bundles_are_refused(host, tmp_path, tamper):
-    bundle = tmp_path / "bundle"
+def test_damaged_bundles_are_refused(host, scratch, tamper):
+    bundle = scratch / "bundle"
     capture(bundle, host)
     open_bundle(bundle)
     tamper(bundle)
@@ -188,8 +199,8 @@ def test_damaged_bundles_are_refused(host, tmp_path, tamper):
         open_bundle(bundle)
 
 
-def test_damaged_bundle_cli_is_one_line_exit_2(host, tmp_path):
-    bundle = tmp_path / "bundle"
+def test_damaged_bundle_cli_is_one_line_exit_2(host, scratch):
+    bundle = scratch / "bundle"
     capture(bundle, host)
     tamper_file(bundle)
     done = run_cli(["show", "--replay", str(bundle)])
@@ -197,39 +208,39 @@ def test_damaged_bundle_cli_is_one_line_exit_2(host, tmp_path):
     assert done.stderr.decode().count("\n") == 1 and "bundle damaged" in done.stderr.decode()
 
 
-def test_replay_refuses_sysfs_and_devicetree(host, tmp_path):
-    capture(tmp_path / "bundle", host)
+def test_replay_refuses_sysfs_and_devicetree(host, scratch):
+    capture(scratch / "bundle", host)
     for flag, value in (("--sysfs", "/sys"), ("--devicetree", str(RPI))):
-        done = run_cli(["show", "--replay", str(tmp_path / "bundle"), flag, value])
+        done = run_cli(["show", "--replay", str(scratch / "bundle"), flag, value])
         assert done.returncode == 2 and b"--replay" in done.stderr
 
 
-def test_capture_refuses_a_non_empty_directory_and_leaves_nothing_on_failure(host, tmp_path):
-    target = tmp_path / "bundle"
+def test_capture_refuses_a_non_empty_directory_and_leaves_nothing_on_failure(host, scratch):
+    target = scratch / "bundle"
     target.mkdir()
     (target / "old").write_text("x")
     with pytest.raises(OutputError):
         capture(target, host)
-    corrupt = tmp_path / "corrupt.dtb"
+    corrupt = scratch / "corrupt.dtb"
     corrupt.write_bytes(RPI.read_bytes()[:200])
-    done = run_cli(["capture", str(tmp_path / "new"), "--sysfs", str(host), "--devicetree", str(corrupt)])
+    done = run_cli(["capture", str(scratch / "new"), "--sysfs", str(host), "--devicetree", str(corrupt)])
     assert done.returncode == 2 and done.stderr.decode().count("\n") == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "corrupt.dtb", "host"]
+    assert sorted(p.name for p in scratch.iterdir()) == ["bundle", "corrupt.dtb", "host"]
 
 
-def test_node_without_devicetree(tmp_path):
-    host = make_host(tmp_path / "host", None, PI4_HUBS)
-    done = capture(tmp_path / "bundle", host)
-    assert done.devicetree_from is None and not (tmp_path / "bundle" / "devicetree.dtb").exists()
-    assert shown("--replay", str(tmp_path / "bundle")) == shown("--sysfs", str(host))
+def test_node_without_devicetree(scratch):
+    host = make_host(scratch / "host", None, PI4_HUBS)
+    done = capture(scratch / "bundle", host)
+    assert done.devicetree_from is None and not (scratch / "bundle" / "devicetree.dtb").exists()
+    assert shown("--replay", str(scratch / "bundle")) == shown("--sysfs", str(host))
 
 
-def test_usb_entries_pointing_outside_sysfs_are_skipped(tmp_path):
-    host = make_host(tmp_path / "host", None, PI4_HUBS)
-    outside = tmp_path / "outside"
+def test_usb_entries_pointing_outside_sysfs_are_skipped(scratch):
+    host = make_host(scratch / "host", None, PI4_HUBS)
+    outside = scratch / "outside"
     outside.mkdir()
     (outside / "idProduct").write_text("1234\n")
     (host / "bus" / "usb" / "devices" / "9-9").symlink_to(outside)
-    done = capture(tmp_path / "bundle", host)
+    done = capture(scratch / "bundle", host)
     assert any("9-9" in notice for notice in done.notices)
-    assert not (tmp_path / "bundle" / "sys" / "bus" / "usb" / "devices" / "9-9").exists()
+    assert not (scratch / "bundle" / "sys" / "bus" / "usb" / "devices" / "9-9").exists()
