@@ -28,6 +28,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from nfd_hooks import __version__
 from nfd_hooks.errors import InputError, OutputError
 from nfd_hooks.sources.devicetree.blob import MAX_BLOB_SIZE, BlobNode, looks_like_blob, parse_blob
+from nfd_hooks.sources.usb.sysfs import DEVICE_ATTRIBUTES, INTERFACE_ATTRIBUTES
 
 FORMAT = "nfd-hooks-bundle/1"
 MANIFEST = "manifest.json"
@@ -35,12 +36,7 @@ DEVICETREE = "devicetree.dtb"
 SYS = "sys"
 USB_DEVICES = ("bus", "usb", "devices")
 
-# The attribute files the USB scanner reads (sources/usb/sysfs.py): devices
-# get these, interface directories bInterfaceClass. ``serial`` identifies a
-# device and is only captured on request.
-USB_DEVICE_ATTRIBUTES = ("idVendor", "idProduct", "bDeviceClass", "bConfigurationValue", "serial", "descriptors")
-USB_INTERFACE_ATTRIBUTES = ("bInterfaceClass",)
-SERIAL = "serial"
+SERIAL = "serial"  # identifies a device: captured only on request
 
 MAX_ATTRIBUTE_SIZE = 64 * 1024  # sysfs text is a page; USB descriptors a few KiB
 MAX_MANIFEST_SIZE = 4 * 1024 * 1024
@@ -250,7 +246,8 @@ def capture_usb(sysfs: Path, with_serials: bool, notices: List[str]) -> Tuple[Di
     """Files (path under the bundle's ``sys`` -> bytes) and symlinks (path -> target)
     for the USB devices under ``<sysfs>/bus/usb/devices``, and how many devices.
 
-    Only the attributes the scanner reads are copied; every entry keeps its
+    Only the attributes the sysfs USB reader opens are copied (its
+    DEVICE_ATTRIBUTES and INTERFACE_ATTRIBUTES); every entry keeps its
     kernel-shaped relative symlink into ``devices/``.
     """
     files: Dict[str, bytes] = {}
@@ -262,7 +259,7 @@ def capture_usb(sysfs: Path, with_serials: bool, notices: List[str]) -> Tuple[Di
         notices.append(f"no USB bus at {top}: the bundle has no USB devices")
         return files, links, 0
     real_root = os.path.realpath(sysfs)
-    device_attributes = [a for a in USB_DEVICE_ATTRIBUTES if with_serials or a != SERIAL]
+    device_attributes = [a for a in DEVICE_ATTRIBUTES if with_serials or a != SERIAL]
     devices = 0
     for name in names:
         entry = top / name
@@ -285,7 +282,7 @@ def capture_usb(sysfs: Path, with_serials: bool, notices: List[str]) -> Tuple[Di
         devices += 1
         for sub in sorted(os.scandir(real), key=lambda e: e.name):
             if sub.is_dir(follow_symlinks=False) and os.path.isfile(os.path.join(sub.path, "bInterfaceClass")):
-                _copy_attributes(Path(sub.path), f"{target}/{sub.name}", USB_INTERFACE_ATTRIBUTES, files)
+                _copy_attributes(Path(sub.path), f"{target}/{sub.name}", INTERFACE_ATTRIBUTES, files)
     return files, links, devices
 
 

@@ -13,8 +13,9 @@ import pytest
 from tests.conftest import DTB_DIR, require_tool, run_cli
 from tests.fakehost import C270, NCS2, PI4_HUBS, PI4_NCS2_WEBCAM, make_host
 from nfd_hooks import api
-from nfd_hooks.capture import USB_DEVICE_ATTRIBUTES, USB_INTERFACE_ATTRIBUTES, capture, open_bundle
+from nfd_hooks.capture import capture, open_bundle
 from nfd_hooks.errors import InputError, OutputError
+from nfd_hooks.sources.usb.sysfs import ATTRIBUTES
 
 RPI = DTB_DIR / "rpi-4-b.dtb"
 
@@ -50,6 +51,8 @@ def test_capture_then_replay_prints_what_the_host_prints(host, scratch):
     assert done.returncode == 0, done.stderr.decode()
     live = shown("--sysfs", str(host))
     assert b"beta.devicetree.org/raspberrypi-4-model-b=1\n" in live
+    assert b"feature.node.kubernetes.io/usb-ff_03e7_2485.present=true\n" in live
+    assert b"feature.node.kubernetes.io/usb-0e_046d_0825.present=true\n" in live
     assert shown("--replay", str(bundle)) == live
     assert shown("--replay", str(bundle), "--format", "json").count(b"raspberrypi") >= 1
     features = scratch / "features.d"
@@ -97,10 +100,19 @@ def test_every_fixture_board_replays_to_its_live_labels(dtb, scratch):
         assert rendered(replay) == rendered(live)
 
 
+def test_serial_labels_replay_only_from_bundles_with_serials(host, scratch):
+    capture(scratch / "plain", host)
+    capture(scratch / "serials", host, with_serials=True)
+    live = api.Options(sysfs=host, use_devicetree=False, usb_label_fields=("class", "vendor", "device", "serial"))
+    assert b"usb-ff_03e7_2485_03e72485.present=true" in rendered(live)
+    assert rendered(api.replay_options(scratch / "serials", live)) == rendered(live)
+    assert rendered(api.replay_options(scratch / "plain", live)) != rendered(live)
+
+
 def test_only_the_scanned_usb_attributes_and_no_serials(host, scratch):
     capture(scratch / "plain", host)
     capture(scratch / "serials", host, with_serials=True)
-    allowed = set(USB_DEVICE_ATTRIBUTES) | set(USB_INTERFACE_ATTRIBUTES)
+    allowed = set(ATTRIBUTES)
     for name, serials in (("plain", False), ("serials", True)):
         files = [p for p in (scratch / name / "sys").rglob("*") if p.is_file() and not p.is_symlink()]
         names = {p.name for p in files}
@@ -208,9 +220,9 @@ def test_damaged_bundle_cli_is_one_line_exit_2(host, scratch):
     assert done.stderr.decode().count("\n") == 1 and "bundle damaged" in done.stderr.decode()
 
 
-def test_replay_refuses_sysfs_and_devicetree(host, scratch):
+def test_replay_refuses_sysfs_devicetree_and_live_usb_backends(host, scratch):
     capture(scratch / "bundle", host)
-    for flag, value in (("--sysfs", "/sys"), ("--devicetree", str(RPI))):
+    for flag, value in (("--sysfs", "/sys"), ("--devicetree", str(RPI)), ("--usb-backend", "udev")):
         done = run_cli(["show", "--replay", str(scratch / "bundle"), flag, value])
         assert done.returncode == 2 and b"--replay" in done.stderr
 
