@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DTB_DIR, run_cli
+from tests.conftest import DTB_DIR, FIXTURES, run_cli
 from nfd_hooks import api
 from nfd_hooks.check import check_paths, parse, parse_rfc3339
 
@@ -217,3 +217,17 @@ def test_every_file_write_produces_passes(dtb, tmp_path):
         target, _ = api.write(options, tmp_path, dtb.stem)
         result = check_paths([target])
         assert result.problems == [] and result.exit_code(strict=True) == 0
+
+
+def test_usb_and_replayed_files_write_produces_pass(tmp_path):
+    edge = FIXTURES / "usb" / "edge-node"
+    for number, options in enumerate((
+        api.Options(sysfs=edge, use_devicetree=False, usb_backend="sysfs"),
+        api.Options(sysfs=edge, use_devicetree=False, usb_backend="sysfs", usb_classes=("08", "ff", "09"),
+                    usb_label_fields=("class", "vendor", "device", "serial")),
+        api.replay_options(FIXTURES / "nodes" / "rpi4b-ncs2-webcam", api.Options(expires_in=timedelta(minutes=5))),
+    )):
+        target, result = api.write(options, tmp_path, f"file{number}")
+        assert any(f.name.startswith("feature.node.kubernetes.io/usb-") for f in result.features)
+        checked = check_paths([target])
+        assert checked.problems == [] and checked.exit_code(strict=True) == 0
