@@ -297,7 +297,7 @@ def check(
 ) -> None:
     """Report what NFD's local source would drop, skip or misread in features files.
 
-    One line per problem on stdout, FILE:LINE: message (FILE: message for the
+    A directory stands for the files NFD reads in it. One line per problem on stdout, FILE:LINE: message (FILE: message for the
     whole file). Exit codes: 0 nothing wrong (warnings allowed unless --strict),
     1 problems found, 2 a file could not be read.
     """
