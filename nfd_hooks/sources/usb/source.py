@@ -8,7 +8,6 @@ reads interfaces only from their sysfs directories, which recordings and
 captures often lack.
 """
 
-import hashlib
 import importlib.util
 import os
 import re
@@ -93,6 +92,8 @@ def label_name(device: UsbDevice, device_class: str, fields: Sequence[str]) -> s
     values["serial"] = label_safe(device.serial)
     name = "usb-" + "_".join(values[field] for field in fields) + ".present"
     if len(name) > _MAX_NAME:
+        import hashlib  # lazy: only an over-long serial needs it, and it loads OpenSSL
+
         digest = hashlib.sha256(values["serial"].encode()).hexdigest()[:8]
         keep = len(values["serial"]) - (len(name) - _MAX_NAME) - len(digest) - 1
         values["serial"] = values["serial"][:keep].rstrip("-.") + "-" + digest

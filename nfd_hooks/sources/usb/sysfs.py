@@ -36,21 +36,22 @@ class Unreadable(Exception):
     """An attribute exists but cannot be read (permissions, I/O error)."""
 
 
-def read_attribute(path: str, limit: int = _MAX_TEXT) -> Optional[bytes]:
+def read_attribute(path: str, limit: int = _MAX_TEXT, directory: Optional["Directory"] = None) -> Optional[bytes]:
     """The attribute's bytes; None when absent (or the device vanished meanwhile).
 
-    Opened non-blocking and read only if a regular file, so a FIFO or device
-    node planted in a captured tree cannot hang the hook.
+    ``path`` is relative to ``directory`` when one is given. Opened non-blocking
+    and read only if a regular file, so a FIFO or device node planted in a
+    captured tree cannot hang the hook.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=directory.fd if directory else None)
     except OSError as error:
         if error.errno in _GONE:
             return None
-        raise Unreadable(f"{path}: {error.strerror}") from None
+        raise Unreadable(f"{_shown(path, directory)}: {error.strerror}") from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise Unreadable(f"{path}: not a regular file")
+            raise Unreadable(f"{_shown(path, directory)}: not a regular file")
         chunks = []
         size = 0
         while size < limit:
@@ -61,9 +62,36 @@ def read_attribute(path: str, limit: int = _MAX_TEXT) -> Optional[bytes]:
             size += len(chunk)
         return b"".join(chunks)
     except OSError as error:
-        raise Unreadable(f"{path}: {error.strerror}") from None
+        raise Unreadable(f"{_shown(path, directory)}: {error.strerror}") from None
     finally:
         os.close(fd)
+
+
+class Directory:
+    """A device directory opened once (O_PATH), so that its attributes are opened
+    relative to it: the kernel then resolves one name per attribute instead of
+    the whole path through bus/usb/devices and every hub above the device."""
+
+    def __init__(self, path: str, fd: int) -> None:
+        self.path = path
+        self.fd = fd
+
+    @classmethod
+    def open(cls, path: str) -> Optional["Directory"]:
+        """None when ``path`` is gone or not a directory (as its attributes would be)."""
+        try:
+            return cls(path, os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
+        except OSError as error:
+            if error.errno in _GONE:
+                return None
+            raise Unreadable(f"{path}: {error.strerror}") from None
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def _shown(path: str, directory: Optional[Directory]) -> str:
+    return os.path.join(directory.path, path) if directory else path
 
 
 def devices_dir(root: str) -> str:
@@ -100,42 +128,52 @@ def read_devices(root: str) -> Tuple[List[UsbDevice], List[str]]:
 
 
 def _read_device(path: str, name: str, notices: List[str]) -> Optional[UsbDevice]:
-    raw_vendor = read_attribute(os.path.join(path, "idVendor"))
-    raw_product = read_attribute(os.path.join(path, "idProduct"))
+    directory = Directory.open(path)
+    if directory is None:
+        return None
+    try:
+        return _read_device_in(directory, name, notices)
+    finally:
+        directory.close()
+
+
+def _read_device_in(directory: Directory, name: str, notices: List[str]) -> Optional[UsbDevice]:
+    raw_vendor = read_attribute("idVendor", directory=directory)
+    raw_product = read_attribute("idProduct", directory=directory)
     if raw_vendor is None or raw_product is None:
         return None
     vendor, product = hex_value(raw_vendor, 4), hex_value(raw_product, 4)
-    device_class = hex_value(read_attribute(os.path.join(path, "bDeviceClass")), 2)
+    device_class = hex_value(read_attribute("bDeviceClass", directory=directory), 2)
     if vendor is None or product is None or device_class is None:
         notices.append(f"skipped USB device {name}: idVendor, idProduct or bDeviceClass is not hex")
         return None
-    active = active_configuration(read_attribute(os.path.join(path, "bConfigurationValue")))
-    interfaces = _read_interfaces(path, name, notices)
+    active = active_configuration(read_attribute("bConfigurationValue", directory=directory))
+    interfaces = _read_interfaces(directory, name, notices)
     descriptors = None
     if not has_interface_classes(interfaces):
-        descriptors = read_attribute(os.path.join(path, "descriptors"), MAX_DESCRIPTORS_SIZE)
+        descriptors = read_attribute("descriptors", MAX_DESCRIPTORS_SIZE, directory)
     return UsbDevice(
         bus_path=name,
         vendor=vendor,
         product=product,
         device_class=device_class,
         interface_classes=resolve_interface_classes(active, interfaces, name, descriptors),
-        serial=text_value(read_attribute(os.path.join(path, "serial"))),
+        serial=text_value(read_attribute("serial", directory=directory)),
     )
 
 
-def _read_interfaces(path: str, name: str, notices: List[str]) -> Dict[str, Optional[str]]:
+def _read_interfaces(directory: Directory, name: str, notices: List[str]) -> Dict[str, Optional[str]]:
     """bInterfaceClass of each ``<name>:<cfg>.<n>`` directory; None for an unreadable one."""
     try:
-        entries = os.listdir(path)
+        entries = os.listdir(directory.path)
     except OSError:
         return {}
     classes: Dict[str, Optional[str]] = {}
     for entry in entries:
-        if interface_config(entry, name) is None:
+        if ":" not in entry or interface_config(entry, name) is None:  # most entries are attributes
             continue
         try:
-            raw = read_attribute(os.path.join(path, entry, "bInterfaceClass"))
+            raw = read_attribute(os.path.join(entry, "bInterfaceClass"), directory=directory)
         except Unreadable as error:
             notices.append(f"skipped USB interface {entry}: {error}")
             raw = None
