@@ -103,7 +103,11 @@ def render_json(result: Scan) -> str:
         "sources": {report.name: report.details for report in result.reports},
         "notices": result.notices,
     }
-    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    # Paths and live-tree node names keep undecodable bytes as lone surrogates
+    # (surrogateescape), which a UTF-8 stdout refuses with a traceback: they
+    # become U+FFFD, as undecodable devicetree strings do (naming.decode).
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def write(options: Options, directory: Path = DEFAULT_FEATURES_DIR, name: str = DEFAULT_FILE_NAME) -> Tuple[Path, Scan]:
