@@ -6,8 +6,12 @@ one-line message: InputError (exit 2) for bad input, OutputError (exit 1) only
 when the file would exceed NFD's 64 KiB limit.
 """
 
+import atexit
 import json
 import os
+import shutil
+import tempfile
+from pathlib import Path
 from collections import Counter
 from typing import Optional
 
@@ -22,6 +26,15 @@ GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))
 
 # Cases checked per test, reported at the end of the run (conftest).
 CASES: Counter = Counter()
+
+
+def scratch_dir() -> Path:
+    """A fresh directory for generated files, on tmpfs when there is one: thousands
+    of files and fsyncs per run cost little there, and a lot on a loaded disk."""
+    shm = Path("/dev/shm")
+    path = Path(tempfile.mkdtemp(prefix="nfd-hooks-fuzz-", dir=shm if shm.is_dir() else None))
+    atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 def scaled(divisor: int) -> settings:

@@ -16,10 +16,11 @@ from tests.conftest import DTB_DIR, require_tool
 from tests.fdt_expand import expand
 from tests.reliability import fdt_build
 from tests.reliability.fdt_build import HEADER_FIELDS, Node, build
-from tests.reliability.invariants import check_scan, count
+from tests.reliability.invariants import check_scan, count, scratch_dir
+from tests.reliability.strategies import trees
 
 BLOBS = {path.stem: path.read_bytes() for path in sorted(DTB_DIR.glob("*.dtb"))}
-SCRATCH = Path(tempfile.mkdtemp(prefix="nfd-hooks-fuzz-"))
+SCRATCH = scratch_dir()
 U32_EDGES = [0, 1, 2, 3, 4, 9, 16, 17, 40, 0x7FFFFFFF, 0x80000000, 0xFFFFFFF0, 0xFFFFFFFC, 0xFFFFFFFF]
 
 fixture_blobs = st.sampled_from(sorted(BLOBS)).map(lambda name: bytearray(BLOBS[name]))
@@ -78,54 +79,6 @@ def test_random_bytes_after_the_magic(tail, keep_header):
     """Random data behind the magic, with the fixtures' header or none."""
     head = BLOBS["hostile"][:40] if keep_header else struct.pack(">I", fdt_build.MAGIC)
     scan_blob(head + tail, "dtb-random")
-
-
-# Generated trees: names and strings a real board never has, in a valid blob.
-
-HOSTILE_STRINGS = [
-    b"", b"a" * 300, b",,,", b"/", b"solidrun,cubox-i/q", b"arm,vexpress,v2p-ca15,tc1",
-    b"xlnx,zynq-7000", b"acme, spaced board", b"\xff\xfe,bad-utf8", b"vendor,\xc3\xa9t\xc3\xa9",
-    b"-.-", b"arm,cortex-a72", b"brcm,bcm2711",
-]
-STATUSES = [b"okay\0", b"ok\0", b"disabled\0", b"fail\0", b"okay", b"", b"okay\0disabled\0"]
-NODE_NAMES = ["cpu@0", "cpu@1", "cpu0@100", "cpus", "cpu-map", "cpu", "gpu", "gpu@7ec00000", "npu@1", "soc"]
-
-compatible_strings = st.one_of(
-    st.sampled_from(HOSTILE_STRINGS),
-    st.binary(max_size=40),
-    st.text(max_size=80).map(lambda s: s.encode("utf-8", "surrogatepass")),
-).map(lambda raw: raw.replace(b"\0", b""))
-compatible_values = st.one_of(
-    st.lists(compatible_strings, max_size=5).map(lambda strings: b"".join(s + b"\0" for s in strings)),
-    st.binary(max_size=64),  # torn: no trailing NUL, NULs anywhere
-)
-node_names = st.one_of(
-    st.sampled_from(NODE_NAMES),
-    st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E, blacklist_characters="/"), min_size=1, max_size=40),
-).filter(lambda name: name not in (".", "..", "name", "compatible", "status", "model"))
-
-
-@st.composite
-def properties(draw):
-    props = {}
-    if draw(st.booleans()):
-        props["compatible"] = draw(compatible_values)
-    if draw(st.booleans()):
-        props["status"] = draw(st.one_of(st.sampled_from(STATUSES), st.binary(max_size=12)))
-    if draw(st.integers(0, 3)) == 0:
-        props["model"] = draw(st.one_of(compatible_values, st.text(max_size=100).map(str.encode)))
-    return props
-
-
-def trees(max_leaves: int = 24) -> st.SearchStrategy:
-    leaf = st.builds(Node, node_names, properties())
-    return st.recursive(
-        leaf,
-        lambda kids: st.builds(
-            Node, node_names, properties(), st.lists(kids, max_size=6, unique_by=lambda n: n.name)
-        ),
-        max_leaves=max_leaves,
-    )
 
 
 @given(trees(), st.integers(0, 3))
