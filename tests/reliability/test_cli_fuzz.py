@@ -7,11 +7,13 @@ LANG=en_US.UTF-8), and output differing from the library's bytes.
 """
 
 import os
+import shutil
 import struct
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import List
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -22,6 +24,8 @@ from tests.reliability.invariants import count, scaled, scratch_dir
 from tests.reliability.strategies import fs_trees
 from tests.reliability.test_blob_fuzz import fixture_blobs
 from tests.reliability.test_live_tree_fuzz import ADDITIVE, DAMAGING, _Faults, materialize
+from tests.reliability.test_usb_fuzz import EDGE_NODE, _add_junk, _break, _devices, garbage, junk
+from tests.reliability.test_usb_fuzz import _Faults as _UsbFaults
 
 SCRATCH = scratch_dir()
 ENV = dict(os.environ, PYTHONIOENCODING="utf-8:strict")
@@ -35,15 +39,18 @@ def run(*args: str) -> subprocess.CompletedProcess:
 
 
 def check_process(devicetree: Path, json_too: bool) -> None:
+    check_command(["--devicetree", str(devicetree), "--no-usb"], api.Options(devicetree=devicetree, use_usb=False), json_too)
+
+
+def check_command(source: List[str], options: api.Options, json_too: bool) -> None:
     """``show`` and ``write`` agree with the library and fail only with one clean line."""
     count("cli-process")
-    options = api.Options(devicetree=devicetree, use_usb=False)
     try:
         expected = api.render_scan(api.scan(options), options)
         code = 0
     except NfdHooksError as error:
         expected, code = b"", error.exit_code
-    shown = run("show", "--devicetree", str(devicetree), "--no-usb")
+    shown = run("show", *source)
     stderr = shown.stderr.decode("utf-8", "replace")
     assert "Traceback" not in stderr, stderr
     assert (shown.returncode, shown.stdout) == (code, expected), stderr
@@ -51,13 +58,13 @@ def check_process(devicetree: Path, json_too: bool) -> None:
     if code:
         assert len(stderr.splitlines()) == 1 and stderr.startswith("nfd-hooks: error: "), stderr
     if json_too:
-        document = run("show", "--devicetree", str(devicetree), "--no-usb", "--format", "json")
+        document = run("show", *source, "--format", "json")
         assert document.returncode == code and b"Traceback" not in document.stderr, document.stderr
         if not code:
             document.stdout.decode("utf-8")  # strict: valid UTF-8 whatever the tree holds
     with tempfile.TemporaryDirectory(dir=SCRATCH) as out:
         (Path(out) / "nfd-hooks").write_bytes(OLD)
-        written = run("write", "--devicetree", str(devicetree), "--no-usb", "--features-dir", out)
+        written = run("write", *source, "--features-dir", out)
         assert written.returncode == code and b"Traceback" not in written.stderr, written.stderr
         assert (Path(out) / "nfd-hooks").read_bytes() == (expected if not code else OLD)
         assert os.listdir(out) == ["nfd-hooks"]
@@ -84,3 +91,31 @@ def test_hostile_live_trees_through_the_command(root, hazards):
         materialize(root, base, hazards, _Faults())
         check_process(base, json_too=bool(hazards))
 
+
+
+@scaled(10)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 63),
+            st.one_of(
+                st.tuples(st.just("attribute"), st.sampled_from(["idVendor", "bDeviceClass", "serial"]), garbage),
+                st.tuples(st.just("interface"), st.integers(0, 7), garbage),
+                st.tuples(st.just("replace"), st.sampled_from(["idProduct", "descriptors"]), st.sampled_from(["fifo", "loop"])),
+            ),
+        ),
+        max_size=4,
+    ),
+    junk,
+)
+def test_broken_usb_trees_through_the_command(changes, junk_kinds):
+    with tempfile.TemporaryDirectory(dir=SCRATCH) as scratch:
+        root = Path(scratch) / "sysfs"
+        shutil.copytree(EDGE_NODE, root, symlinks=True)
+        devices = _devices(root)
+        for index, change in changes:
+            _break(root, sorted(devices)[index % len(devices)], change, _UsbFaults(), devices)
+        _add_junk(root, junk_kinds)
+        options = api.Options(sysfs=root, use_devicetree=False, usb_backend="sysfs", usb_label_fields=("class", "vendor", "device", "serial"))
+        source = ["--sysfs", str(root), "--no-devicetree", "--usb-backend", "sysfs", "--usb-label-fields", "class,vendor,device,serial"]
+        check_command(source, options, json_too=True)
