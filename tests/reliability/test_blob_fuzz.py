@@ -16,7 +16,7 @@ from tests.conftest import DTB_DIR, require_tool
 from tests.fdt_expand import expand
 from tests.reliability import fdt_build
 from tests.reliability.fdt_build import HEADER_FIELDS, Node, build
-from tests.reliability.invariants import check_scan, count, scratch_dir
+from tests.reliability.invariants import check_scan, count, scaled, scratch_dir
 from tests.reliability.strategies import trees
 
 BLOBS = {path.stem: path.read_bytes() for path in sorted(DTB_DIR.glob("*.dtb"))}
@@ -41,12 +41,14 @@ def scan_blob(data: bytes, test: str):
     return content
 
 
+@scaled(2)
 @given(fixture_blobs, st.data())
 def test_truncated(blob, data):
     cut = data.draw(st.integers(0, len(blob)))
     scan_blob(blob[:cut], "dtb-truncated")
 
 
+@scaled(2)
 @given(fixture_blobs, st.data())
 def test_byte_mutations(blob, data):
     for _ in range(data.draw(st.integers(1, 4))):
@@ -54,6 +56,7 @@ def test_byte_mutations(blob, data):
     scan_blob(blob, "dtb-bytes")
 
 
+@scaled(2)
 @given(fixture_blobs, st.data())
 def test_header_fields(blob, data):
     """Overwrite header fields (never the magic) with edges like 0xFFFFFFF0 or off-by-ones."""
@@ -63,6 +66,7 @@ def test_header_fields(blob, data):
     scan_blob(blob, "dtb-header")
 
 
+@scaled(2)
 @given(fixture_blobs, st.data())
 def test_structure_words(blob, data):
     """Overwrite aligned words of the structure block: tokens, property lengths, name offsets."""
@@ -74,6 +78,7 @@ def test_structure_words(blob, data):
     scan_blob(blob, "dtb-words")
 
 
+@scaled(2)
 @given(st.binary(max_size=2048), st.booleans())
 def test_random_bytes_after_the_magic(tail, keep_header):
     """Random data behind the magic, with the fixtures' header or none."""
@@ -81,6 +86,7 @@ def test_random_bytes_after_the_magic(tail, keep_header):
     scan_blob(head + tail, "dtb-random")
 
 
+@scaled(2)
 @given(trees(), st.integers(0, 3))
 def test_generated_tree_blob_and_expanded_tree_agree(root, nops):
     """Any valid tree: valid labels, and the same bytes from its DTB and its live layout."""

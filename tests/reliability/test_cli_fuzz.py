@@ -70,7 +70,7 @@ def check_command(source: List[str], options: api.Options, json_too: bool) -> No
         assert os.listdir(out) == ["nfd-hooks"]
 
 
-@scaled(10)
+@scaled(50)
 @given(fixture_blobs, st.data())
 def test_mutated_blobs_through_the_command(blob, data):
     for _ in range(data.draw(st.integers(0, 3))):
@@ -82,7 +82,7 @@ def test_mutated_blobs_through_the_command(blob, data):
     check_process(path, json_too=data.draw(st.booleans()))
 
 
-@scaled(10)
+@scaled(50)
 @given(fs_trees(max_leaves=8), st.lists(st.tuples(st.integers(0, 64), st.sampled_from(ADDITIVE + DAMAGING[:5])), max_size=4))
 def test_hostile_live_trees_through_the_command(root, hazards):
     """In-process fault injection cannot reach a child process: only on-disk hazards here."""
@@ -93,7 +93,7 @@ def test_hostile_live_trees_through_the_command(root, hazards):
 
 
 
-@scaled(10)
+@scaled(50)
 @given(
     st.lists(
         st.tuples(

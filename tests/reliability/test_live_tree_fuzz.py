@@ -21,7 +21,7 @@ from nfd_hooks import api
 from nfd_hooks.sources.devicetree import tree as tree_module
 from nfd_hooks.sources.devicetree.tree import MAX_PROPERTY_SIZE
 from tests.reliability.fdt_build import Node
-from tests.reliability.invariants import check_scan, count, scratch_dir
+from tests.reliability.invariants import check_scan, count, scaled, scratch_dir
 from tests.reliability.strategies import fs_trees
 
 SCRATCH = scratch_dir()
@@ -124,6 +124,7 @@ def materialize(root: Node, base: Path, hazards: List[Tuple[int, str]], faults: 
     return added
 
 
+@scaled(2)
 @given(
     fs_trees(),
     st.lists(st.tuples(st.integers(0, 64), st.sampled_from(ADDITIVE + DAMAGING)), max_size=6),

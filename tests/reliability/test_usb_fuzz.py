@@ -20,7 +20,7 @@ from nfd_hooks import api
 from nfd_hooks.sources.usb import sysfs
 from nfd_hooks.sources.usb.model import interface_config
 from tests.conftest import FIXTURES
-from tests.reliability.invariants import check_scan, count, scratch_dir
+from tests.reliability.invariants import check_scan, count, scaled, scratch_dir
 
 EDGE_NODE = FIXTURES / "usb" / "edge-node"
 SCRATCH = scratch_dir()
@@ -161,6 +161,7 @@ def _add_junk(root: Path, kinds: List[str]) -> None:
             (path / "idProduct").write_bytes(b"\xff\xff\n")
 
 
+@scaled(2)
 @given(
     st.lists(st.tuples(st.integers(0, 63), mutation), min_size=1, max_size=5),
     junk,

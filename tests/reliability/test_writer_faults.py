@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from nfd_hooks import writer
 from nfd_hooks.errors import OutputError
-from tests.reliability.invariants import count, scratch_dir
+from tests.reliability.invariants import count, scaled, scratch_dir
 
 SCRATCH = scratch_dir()
 STEPS = ("mkstemp", "write", "fsync", "fchmod", "replace", None)
@@ -53,6 +53,7 @@ def _failing(code: int):
     return fail
 
 
+@scaled(2)
 @given(
     old=st.one_of(st.none(), st.binary(max_size=4096)),
     new=st.binary(min_size=1, max_size=4096),
