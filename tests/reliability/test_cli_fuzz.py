@@ -119,3 +119,11 @@ def test_broken_usb_trees_through_the_command(changes, junk_kinds):
         options = api.Options(sysfs=root, use_devicetree=False, usb_backend="sysfs", usb_label_fields=("class", "vendor", "device", "serial"))
         source = ["--sysfs", str(root), "--no-devicetree", "--usb-backend", "sysfs", "--usb-label-fields", "class,vendor,device,serial"]
         check_command(source, options, json_too=True)
+
+
+def test_a_fifo_named_as_the_devicetree_is_refused_not_waited_on():
+    fifo = SCRATCH / "devicetree.fifo"
+    os.mkfifo(fifo)
+    done = run("show", "--devicetree", str(fifo), "--no-usb")
+    assert done.returncode == 2 and done.stderr.decode().startswith("nfd-hooks: error: ")
+    assert len(done.stderr.splitlines()) == 1

@@ -6,7 +6,9 @@ Raw features, under ``# +no-label``, keep what a label name cannot:
 ``<prefix>/model=<root model>``, so NodeFeatureRules can match them exactly.
 """
 
+import os
 import re
+import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,7 +72,10 @@ def read_devicetree(path: Path, notices: List[str]) -> Tuple[DtNode, str]:
     if path.is_dir():
         return open_live_tree(str(path), notices), "tree"
     try:
-        with path.open("rb") as stream:
+        # Non-blocking, and only a regular file is read: a FIFO must not hang the hook.
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as stream:
+            if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+                raise InputError(f"{path}: neither a devicetree blob file nor a devicetree directory")
             data = stream.read(MAX_BLOB_SIZE + 1)
     except OSError as error:
         raise InputError(f"{path}: cannot read devicetree: {error.strerror}") from None
