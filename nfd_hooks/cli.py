@@ -151,9 +151,18 @@ def _options(
     )
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def one_line(text: str) -> str:
+    """``text`` with control characters escaped (``\\n``): paths and node names
+    come from the node and may hold newlines, yet each message stays one line."""
+    return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
+
+
 def _print_notices(result: api.Scan) -> None:
     for notice in result.notices:
-        print(f"nfd-hooks: {notice}", file=sys.stderr)
+        print(f"nfd-hooks: {one_line(notice)}", file=sys.stderr)
 
 
 def _version(value: bool) -> None:
@@ -231,7 +240,7 @@ def write(
     target, result = api.write(options, features_dir, name)
     _print_notices(result)
     labels = sum(1 for f in result.features if f.label)
-    print(f"nfd-hooks: wrote {target} ({labels} labels)", file=sys.stderr)
+    print(f"nfd-hooks: wrote {one_line(str(target))} ({labels} labels)", file=sys.stderr)
 
 
 def run(argv: Optional[List[str]] = None) -> int:
@@ -261,5 +270,5 @@ def _usage_message(error: UsageProblem) -> str:
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"nfd-hooks: error: {message}", file=sys.stderr)
+    print(f"nfd-hooks: error: {one_line(message)}", file=sys.stderr)
     return code

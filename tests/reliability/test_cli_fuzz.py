@@ -127,3 +127,14 @@ def test_a_fifo_named_as_the_devicetree_is_refused_not_waited_on():
     done = run("show", "--devicetree", str(fifo), "--no-usb")
     assert done.returncode == 2 and done.stderr.decode().startswith("nfd-hooks: error: ")
     assert len(done.stderr.splitlines()) == 1
+
+
+def test_notices_about_names_with_newlines_stay_one_line():
+    """Found by the long run: a node named with a newline split a notice over two lines."""
+    base = SCRATCH / "newline" / "base"
+    (base / "x\ny" / "cpu@0").mkdir(parents=True)
+    (base / "x\ny" / "cpu@0" / "compatible").write_bytes(b"\x01\0")
+    done = run("show", "--devicetree", str(base), "--no-usb")
+    assert done.returncode == 0
+    lines = done.stderr.decode().splitlines()
+    assert lines == ["nfd-hooks: compatible '\\x01' at /x\\ny/cpu@0 has no label-safe characters"]

@@ -97,25 +97,34 @@ class _Faults:
         stack.enter_context(mock.patch.object(sysfs, "read_attribute", self.read_attribute))
 
 
+def _overwrite(path: Path, data: bytes) -> None:
+    """Replace whatever is at ``path`` (an earlier change may have left a FIFO, loop or directory)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+    path.write_bytes(data)
+
+
 def _break(root: Path, target: str, change: tuple, faults: _Faults, devices: Dict[str, Path]) -> Set[str]:
     """Apply one change to device ``target``; return the devices it may affect."""
     directory = devices[target]
     kind = change[0]
     if kind == "attribute":
-        (directory / change[1]).write_bytes(change[2])
+        _overwrite(directory / change[1], change[2])
     elif kind == "interface":
         interfaces = sorted(e for e in os.listdir(directory) if interface_config(e, target) is not None)
         if not interfaces:
             return set()
-        (directory / interfaces[change[1] % len(interfaces)] / "bInterfaceClass").write_bytes(change[2])
+        _overwrite(directory / interfaces[change[1] % len(interfaces)] / "bInterfaceClass", change[2])
     elif kind == "descriptors":
         path = directory / "descriptors"
-        data = bytearray(path.read_bytes()) if path.is_file() else bytearray()
+        data = bytearray(path.read_bytes()) if path.is_file() and not path.is_symlink() else bytearray()
         if data:
             data[change[1] % len(data)] = change[2]
             if change[3]:
                 del data[change[1] % len(data):]
-        path.write_bytes(bytes(data))
+        _overwrite(path, bytes(data))
     elif kind == "replace":
         path = directory / change[1]
         if path.is_dir() and not path.is_symlink():
