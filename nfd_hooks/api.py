@@ -19,6 +19,7 @@ from nfd_hooks.writer import write_atomically
 DEFAULT_FEATURES_DIR = Path("/etc/kubernetes/node-feature-discovery/features.d")
 DEFAULT_FILE_NAME = "nfd-hooks"
 DEFAULT_PREFIX = devicetree_source.DEFAULT_PREFIX
+DEFAULT_INTERVAL = 10.0  # seconds between rescans of `watch`
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,8 @@ Examples:
   nfd-hooks show --format json --node npu
 
   nfd-hooks write --sysfs /host-sys --features-dir /features.d --expires-in 1h
+
+  nfd-hooks watch --sysfs /host-sys --features-dir /features.d --interval 10
 """
 
 app = typer.Typer(
@@ -89,6 +91,10 @@ ExpiresOpt = Annotated[
         help="Add '# +expiry-time=' this far ahead (e.g. 1h, 30m).",
     ),
 ]
+FeaturesDirOpt = Annotated[
+    Path, typer.Option("--features-dir", help="Directory NFD's local source reads (must exist).")
+]
+NameOpt = Annotated[str, typer.Option("--name", help="File name inside --features-dir.")]
 
 
 def _options(
@@ -173,10 +179,8 @@ def write(
     no_devicetree: NoDevicetreeOpt = False,
     no_usb: NoUsbOpt = False,
     expires_in: ExpiresOpt = None,
-    features_dir: Annotated[
-        Path, typer.Option("--features-dir", help="Directory NFD's local source reads (must exist).")
-    ] = api.DEFAULT_FEATURES_DIR,
-    name: Annotated[str, typer.Option("--name", help="File name inside --features-dir.")] = api.DEFAULT_FILE_NAME,
+    features_dir: FeaturesDirOpt = api.DEFAULT_FEATURES_DIR,
+    name: NameOpt = api.DEFAULT_FILE_NAME,
 ) -> None:
     """Write the features file atomically into --features-dir."""
     options = _options(sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb, expires_in)
@@ -184,6 +188,33 @@ def write(
     _print_notices(result)
     labels = sum(1 for f in result.features if f.label)
     print(f"nfd-hooks: wrote {target} ({labels} labels)", file=sys.stderr)
+
+
+@app.command(epilog=EXAMPLES)
+def watch(
+    sysfs: SysfsOpt = Path("/sys"),
+    devicetree: DevicetreeOpt = None,
+    node: NodeOpt = None,
+    prefix: PrefixOpt = api.DEFAULT_PREFIX,
+    include_disabled: IncludeDisabledOpt = False,
+    no_raw_features: NoRawOpt = False,
+    no_devicetree: NoDevicetreeOpt = False,
+    no_usb: NoUsbOpt = False,
+    expires_in: ExpiresOpt = None,
+    features_dir: FeaturesDirOpt = api.DEFAULT_FEATURES_DIR,
+    name: NameOpt = api.DEFAULT_FILE_NAME,
+    interval: Annotated[
+        float, typer.Option("--interval", metavar="SECONDS", help="Rescan this often, uevents or not.")
+    ] = api.DEFAULT_INTERVAL,
+    no_uevents: Annotated[
+        bool, typer.Option("--no-uevents", help="Do not listen for USB uevents; rescan on the interval only.")
+    ] = False,
+) -> None:
+    """Write the features file, then keep it current as devices come and go (until SIGTERM)."""
+    from nfd_hooks import watch as watcher
+
+    options = _options(sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb, expires_in)
+    watcher.watch(options, features_dir, name, interval, udev=not no_uevents)
 
 
 def run(argv: Optional[List[str]] = None) -> int:
