@@ -13,11 +13,16 @@ from typing import Iterator, List
 
 import pytest
 
-from tests.conftest import SHARED, require_tool
+from tests.conftest import FIXTURES, SHARED, require_tool
+from tests.test_cli import parse_features
+from tests.watch.test_cli_watch import Watcher
+from tests.watch.test_hotplug import NCS2, within
 
 HERE = Path(__file__).resolve().parent
 RECORDINGS = SHARED / "usb-recordings"
 SYNAPTICS = RECORDINGS / "libfprint-synaptics.umockdev"  # 06cb:00bd, class ff
+EDGE_NODE = FIXTURES / "usb" / "edge-node.umockdev"  # hubs, webcam, storage, NCS2 at 2-1, Coral
+NCS2_SYSPATH = "/sys/devices/pci0000:00/0000:00:14.0/usb2/2-1"
 
 
 class UmockdevBed:
@@ -103,3 +108,28 @@ def test_without_uevents_the_wait_runs_out(testbed):
     woke, took = result(listen(testbed, 0.5))
     assert woke == "False"
     assert 0.5 <= float(took) < 1.5
+
+
+def test_uevents_rescan_long_before_the_interval(testbed, tmp_path):
+    """With a 60 s interval, only the testbed's uevents can explain changes
+    within 3 s: adding the recording (umockdev sends "add" for each device)
+    brings the NCS2's label, unplugging it takes the label away."""
+    if not EDGE_NODE.exists():
+        pytest.skip("fixtures/usb/edge-node.umockdev (branch usb) is not on this branch yet")
+    features_dir = tmp_path / "features.d"
+    features_dir.mkdir()
+    target = features_dir / "nfd-hooks"
+    args = ["--sysfs", f"{testbed.root}/sys", "--no-devicetree", "--features-dir", str(features_dir), "--interval", "60"]
+    watcher = Watcher(args, env=testbed.env)
+    try:
+        assert watcher.log[-1].endswith("USB uevents, rescan every 60 s"), watcher.log
+        assert parse_features(target.read_text()) == {}
+        testbed.send(f"add {EDGE_NODE}")
+        within(3, lambda: NCS2 in parse_features(target.read_text()))
+        with_ncs2 = parse_features(target.read_text())
+        testbed.send(f"unplug {NCS2_SYSPATH}")
+        within(3, lambda: NCS2 not in parse_features(target.read_text()))
+        assert parse_features(target.read_text()) == {k: v for k, v in with_ncs2.items() if k != NCS2}
+        assert watcher.stop() < 1.0
+    finally:
+        watcher.kill()
