@@ -14,6 +14,7 @@ from nfd_hooks.errors import InputError
 from nfd_hooks.features import Feature, merge, prefix_problem, render
 from nfd_hooks.sources import SourceReport
 from nfd_hooks.sources import devicetree as devicetree_source
+from nfd_hooks.sources import usb as usb_source
 from nfd_hooks.writer import write_atomically
 
 DEFAULT_FEATURES_DIR = Path("/etc/kubernetes/node-feature-discovery/features.d")
@@ -34,6 +35,10 @@ class Options:
     raw_features: bool = True
     use_devicetree: bool = True
     use_usb: bool = True
+    usb_classes: Tuple[str, ...] = usb_source.DEFAULT_ALLOWLIST
+    usb_label_fields: Tuple[str, ...] = usb_source.DEFAULT_LABEL_FIELDS
+    usb_backend: str = "auto"
+    usb_names: bool = False  # usb.ids names in the JSON details
     expires_in: Optional[timedelta] = None
 
     def devicetree_options(self) -> devicetree_source.DevicetreeOptions:
@@ -47,6 +52,16 @@ class Options:
             prefix=self.prefix,
             include_disabled=self.include_disabled,
             raw_features=self.raw_features,
+        )
+
+    def usb_options(self) -> usb_source.UsbOptions:
+        """The USB source's view: it reads under the same sysfs root."""
+        return usb_source.UsbOptions(
+            sysfs=self.sysfs,
+            allowlist=self.usb_classes,
+            label_fields=self.usb_label_fields,
+            backend=self.usb_backend,
+            names=self.usb_names,
         )
 
 
@@ -75,6 +90,7 @@ def check_options(options: Options) -> None:
             raise InputError(f"--node {node!r} must be a node name without '/'")
     if options.expires_in is not None and options.expires_in <= timedelta(0):
         raise InputError("--expires-in must be positive")
+    usb_source.check_options(options.usb_options())
 
 
 def scan(options: Options) -> Scan:
@@ -83,6 +99,8 @@ def scan(options: Options) -> Scan:
     result = Scan()
     if options.use_devicetree:
         result.reports.append(devicetree_source.discover(options.devicetree_options()))
+    if options.use_usb:
+        result.reports.append(usb_source.discover(options.usb_options()))
     return result
 
 

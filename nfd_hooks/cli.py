@@ -20,6 +20,7 @@ except ImportError:  # older typer (the one Python 3.9 and 3.10 get) runs on cli
 
 from nfd_hooks import __version__, api
 from nfd_hooks.errors import InputError, NfdHooksError
+from nfd_hooks.sources import usb as usb_source
 
 EXAMPLES = """
 Examples:
@@ -29,6 +30,8 @@ Examples:
   nfd-hooks show --format json --node npu
 
   nfd-hooks write --sysfs /host-sys --features-dir /features.d --expires-in 1h
+
+  nfd-hooks show --sysfs fixtures/usb/edge-node --no-devicetree --usb-class 08 --usb-class ff
 
   nfd-hooks watch --sysfs /host-sys --features-dir /features.d --interval 10
 """
@@ -82,6 +85,31 @@ NoRawOpt = Annotated[
 ]
 NoDevicetreeOpt = Annotated[bool, typer.Option("--no-devicetree", help="Do not read the devicetree.")]
 NoUsbOpt = Annotated[bool, typer.Option("--no-usb", help="Do not scan USB devices.")]
+UsbClassOpt = Annotated[
+    Optional[List[str]],
+    typer.Option(
+        "--usb-class",
+        metavar="XX",
+        help="Label USB devices and interfaces of this class, two hex digits (repeatable; "
+        "replaces the default 0e ef fe ff).",
+    ),
+]
+UsbLabelFieldsOpt = Annotated[
+    Optional[List[str]],
+    typer.Option(
+        "--usb-label-fields",
+        metavar="FIELDS",
+        help="Fields of USB label names, from class, vendor, device, serial (comma-separated or "
+        "repeated; default class,vendor,device), as NFD's deviceLabelFields.",
+    ),
+]
+UsbBackendOpt = Annotated[
+    str,
+    typer.Option(
+        "--usb-backend",
+        help="How USB devices are read: auto, sysfs, udev or libusb (see docs/usb.md).",
+    ),
+]
 ExpiresOpt = Annotated[
     Optional[timedelta],
     typer.Option(
@@ -107,6 +135,10 @@ def _options(
     no_devicetree: bool,
     no_usb: bool,
     expires_in: Optional[timedelta],
+    usb_class: Optional[List[str]] = None,
+    usb_label_fields: Optional[List[str]] = None,
+    usb_backend: str = "auto",
+    usb_names: bool = False,
 ) -> api.Options:
     return api.Options(
         sysfs=sysfs,
@@ -117,6 +149,10 @@ def _options(
         raw_features=not no_raw_features,
         use_devicetree=not no_devicetree,
         use_usb=not no_usb,
+        usb_classes=tuple(usb_class) if usb_class else usb_source.DEFAULT_ALLOWLIST,
+        usb_label_fields=tuple(usb_label_fields) if usb_label_fields else usb_source.DEFAULT_LABEL_FIELDS,
+        usb_backend=usb_backend,
+        usb_names=usb_names,
         expires_in=expires_in,
     )
 
@@ -151,6 +187,9 @@ def show(
     no_raw_features: NoRawOpt = False,
     no_devicetree: NoDevicetreeOpt = False,
     no_usb: NoUsbOpt = False,
+    usb_class: UsbClassOpt = None,
+    usb_label_fields: UsbLabelFieldsOpt = None,
+    usb_backend: UsbBackendOpt = "auto",
     expires_in: ExpiresOpt = None,
     output_format: Annotated[
         str, typer.Option("--format", help="nfd: exactly what write writes; json: also where each label came from.")
@@ -159,7 +198,10 @@ def show(
     """Print the features file that 'write' would write."""
     if output_format not in ("nfd", "json"):
         raise typer.BadParameter(f"{output_format!r} is not one of nfd, json", param_hint="--format")
-    options = _options(sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb, expires_in)
+    options = _options(
+        sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb, expires_in,
+        usb_class, usb_label_fields, usb_backend, usb_names=output_format == "json",
+    )
     result = api.scan(options)
     _print_notices(result)
     if output_format == "json":
@@ -178,12 +220,18 @@ def write(
     no_raw_features: NoRawOpt = False,
     no_devicetree: NoDevicetreeOpt = False,
     no_usb: NoUsbOpt = False,
+    usb_class: UsbClassOpt = None,
+    usb_label_fields: UsbLabelFieldsOpt = None,
+    usb_backend: UsbBackendOpt = "auto",
     expires_in: ExpiresOpt = None,
     features_dir: FeaturesDirOpt = api.DEFAULT_FEATURES_DIR,
     name: NameOpt = api.DEFAULT_FILE_NAME,
 ) -> None:
     """Write the features file atomically into --features-dir."""
-    options = _options(sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb, expires_in)
+    options = _options(
+        sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb, expires_in,
+        usb_class, usb_label_fields, usb_backend,
+    )
     target, result = api.write(options, features_dir, name)
     _print_notices(result)
     labels = sum(1 for f in result.features if f.label)
@@ -200,6 +248,9 @@ def watch(
     no_raw_features: NoRawOpt = False,
     no_devicetree: NoDevicetreeOpt = False,
     no_usb: NoUsbOpt = False,
+    usb_class: UsbClassOpt = None,
+    usb_label_fields: UsbLabelFieldsOpt = None,
+    usb_backend: UsbBackendOpt = "auto",
     expires_in: ExpiresOpt = None,
     features_dir: FeaturesDirOpt = api.DEFAULT_FEATURES_DIR,
     name: NameOpt = api.DEFAULT_FILE_NAME,
@@ -213,7 +264,10 @@ def watch(
     """Write the features file, then keep it current as devices come and go (until SIGTERM)."""
     from nfd_hooks import watch as watcher
 
-    options = _options(sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb, expires_in)
+    options = _options(
+        sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb, expires_in,
+        usb_class, usb_label_fields, usb_backend,
+    )
     watcher.watch(options, features_dir, name, interval, udev=not no_uevents)
 
 
