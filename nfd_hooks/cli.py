@@ -85,6 +85,18 @@ NoRawOpt = Annotated[
 ]
 NoDevicetreeOpt = Annotated[bool, typer.Option("--no-devicetree", help="Do not read the devicetree.")]
 NoUsbOpt = Annotated[bool, typer.Option("--no-usb", help="Do not scan USB devices.")]
+FeaturesDirOpt = Annotated[
+    Path, typer.Option("--features-dir", help="Directory NFD's local source reads (must exist).")
+]
+NameOpt = Annotated[str, typer.Option("--name", help="File name inside --features-dir.")]
+ReplayOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--replay",
+        metavar="DIR",
+        help="Read a bundle written by 'capture' instead of this node (not with --sysfs or --devicetree).",
+    ),
+]
 UsbClassOpt = Annotated[
     Optional[List[str]],
     typer.Option(
@@ -119,13 +131,11 @@ ExpiresOpt = Annotated[
         help="Add '# +expiry-time=' this far ahead (e.g. 1h, 30m).",
     ),
 ]
-FeaturesDirOpt = Annotated[
-    Path, typer.Option("--features-dir", help="Directory NFD's local source reads (must exist).")
-]
-NameOpt = Annotated[str, typer.Option("--name", help="File name inside --features-dir.")]
 
 
 def _options(
+    ctx: typer.Context,
+    replay: Optional[Path],
     sysfs: Path,
     devicetree: Optional[Path],
     node: Optional[List[str]],
@@ -140,7 +150,7 @@ def _options(
     usb_backend: str = "auto",
     usb_names: bool = False,
 ) -> api.Options:
-    return api.Options(
+    options = api.Options(
         sysfs=sysfs,
         devicetree=devicetree,
         nodes=tuple(node or ()),
@@ -155,6 +165,13 @@ def _options(
         usb_names=usb_names,
         expires_in=expires_in,
     )
+    if replay is None:
+        return options
+    for name in ("sysfs", "devicetree"):
+        source = ctx.get_parameter_source(name)  # click's ParameterSource, vendored or not
+        if source is not None and source.name != "DEFAULT":
+            raise InputError(f"--replay reads the bundle's sysfs and devicetree; drop --{name}")
+    return api.replay_options(replay, options)
 
 
 def _print_notices(result: api.Scan) -> None:
@@ -179,6 +196,7 @@ def main(
 
 @app.command(epilog=EXAMPLES)
 def show(
+    ctx: typer.Context,
     sysfs: SysfsOpt = Path("/sys"),
     devicetree: DevicetreeOpt = None,
     node: NodeOpt = None,
@@ -191,6 +209,7 @@ def show(
     usb_label_fields: UsbLabelFieldsOpt = None,
     usb_backend: UsbBackendOpt = "auto",
     expires_in: ExpiresOpt = None,
+    replay: ReplayOpt = None,
     output_format: Annotated[
         str, typer.Option("--format", help="nfd: exactly what write writes; json: also where each label came from.")
     ] = "nfd",
@@ -199,8 +218,8 @@ def show(
     if output_format not in ("nfd", "json"):
         raise typer.BadParameter(f"{output_format!r} is not one of nfd, json", param_hint="--format")
     options = _options(
-        sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb, expires_in,
-        usb_class, usb_label_fields, usb_backend, usb_names=output_format == "json",
+        ctx, replay, sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb,
+        expires_in, usb_class, usb_label_fields, usb_backend, usb_names=output_format == "json",
     )
     result = api.scan(options)
     _print_notices(result)
@@ -212,6 +231,7 @@ def show(
 
 @app.command(epilog=EXAMPLES)
 def write(
+    ctx: typer.Context,
     sysfs: SysfsOpt = Path("/sys"),
     devicetree: DevicetreeOpt = None,
     node: NodeOpt = None,
@@ -224,13 +244,14 @@ def write(
     usb_label_fields: UsbLabelFieldsOpt = None,
     usb_backend: UsbBackendOpt = "auto",
     expires_in: ExpiresOpt = None,
+    replay: ReplayOpt = None,
     features_dir: FeaturesDirOpt = api.DEFAULT_FEATURES_DIR,
     name: NameOpt = api.DEFAULT_FILE_NAME,
 ) -> None:
     """Write the features file atomically into --features-dir."""
     options = _options(
-        sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb, expires_in,
-        usb_class, usb_label_fields, usb_backend,
+        ctx, replay, sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb,
+        expires_in, usb_class, usb_label_fields, usb_backend,
     )
     target, result = api.write(options, features_dir, name)
     _print_notices(result)
@@ -240,6 +261,7 @@ def write(
 
 @app.command(epilog=EXAMPLES)
 def watch(
+    ctx: typer.Context,
     sysfs: SysfsOpt = Path("/sys"),
     devicetree: DevicetreeOpt = None,
     node: NodeOpt = None,
@@ -252,6 +274,7 @@ def watch(
     usb_label_fields: UsbLabelFieldsOpt = None,
     usb_backend: UsbBackendOpt = "auto",
     expires_in: ExpiresOpt = None,
+    replay: ReplayOpt = None,
     features_dir: FeaturesDirOpt = api.DEFAULT_FEATURES_DIR,
     name: NameOpt = api.DEFAULT_FILE_NAME,
     interval: Annotated[
@@ -265,10 +288,66 @@ def watch(
     from nfd_hooks import watch as watcher
 
     options = _options(
-        sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb, expires_in,
-        usb_class, usb_label_fields, usb_backend,
+        ctx, replay, sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb,
+        expires_in, usb_class, usb_label_fields, usb_backend,
     )
     watcher.watch(options, features_dir, name, interval, udev=not no_uevents)
+
+
+@app.command()
+def capture(
+    directory: Annotated[Path, typer.Argument(metavar="DIR", show_default=False, help="New or empty directory for the bundle.")],
+    sysfs: SysfsOpt = Path("/sys"),
+    devicetree: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--devicetree",
+            help="A DTB file, or a directory laid out like /proc/device-tree. "
+            "Default: <sysfs>/firmware/fdt when readable, else <sysfs>/firmware/devicetree/base.",
+        ),
+    ] = None,
+    with_serials: Annotated[
+        bool, typer.Option("--with-serials", help="Also capture USB serial numbers (they identify devices).")
+    ] = False,
+) -> None:
+    """Capture this node's devicetree and USB attributes into a bundle for 'show --replay'."""
+    done = api.capture(directory, sysfs, devicetree, with_serials)
+    for notice in done.notices:
+        print(f"nfd-hooks: {notice}", file=sys.stderr)
+    source = done.devicetree_from or "none"
+    print(
+        f"nfd-hooks: captured {done.directory} (devicetree from {source}, {done.usb_devices} USB devices, "
+        f"{done.size} bytes)",
+        file=sys.stderr,
+    )
+
+
+@app.command()
+def check(
+    files: Annotated[
+        List[Path],
+        typer.Argument(
+            metavar="FILE...",
+            show_default=False,
+            help="Features files; a directory stands for the files NFD reads in it.",
+        ),
+    ],
+    strict: Annotated[bool, typer.Option("--strict", help="Fail on warnings too.")] = False,
+) -> None:
+    """Report what NFD's local source would drop, skip or misread in features files.
+
+    A directory stands for the files NFD reads in it. One line per problem on stdout, FILE:LINE: message (FILE: message for the
+    whole file). Exit codes: 0 nothing wrong (warnings allowed unless --strict),
+    1 problems found, 2 a file could not be read.
+    """
+    from nfd_hooks.check import check_paths  # lazy: only this command needs it
+
+    result = check_paths(files)
+    for path, problem in result.problems:
+        print(problem.format(path))
+    for message in result.unreadable:
+        print(f"nfd-hooks: error: {message}", file=sys.stderr)
+    raise typer.Exit(result.exit_code(strict))
 
 
 def run(argv: Optional[List[str]] = None) -> int:
