@@ -13,12 +13,14 @@ from nfd_hooks import __version__
 from nfd_hooks.errors import InputError
 from nfd_hooks.features import Feature, merge, prefix_problem, render
 from nfd_hooks.sources import SourceReport
+from nfd_hooks.sources import accelerators as accelerator_source
 from nfd_hooks.sources import devicetree as devicetree_source
 from nfd_hooks.writer import write_atomically
 
 DEFAULT_FEATURES_DIR = Path("/etc/kubernetes/node-feature-discovery/features.d")
 DEFAULT_FILE_NAME = "nfd-hooks"
 DEFAULT_PREFIX = devicetree_source.DEFAULT_PREFIX
+DEFAULT_ACCELERATOR_PREFIX = accelerator_source.DEFAULT_PREFIX
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,9 @@ class Options:
     raw_features: bool = True
     use_devicetree: bool = True
     use_usb: bool = True
+    use_accelerators: bool = True
+    accelerator_prefix: str = DEFAULT_ACCELERATOR_PREFIX
+    catalogs: Tuple[Path, ...] = ()  # user catalog files, over the shipped one
     expires_in: Optional[timedelta] = None
 
     def devicetree_options(self) -> devicetree_source.DevicetreeOptions:
@@ -46,6 +51,11 @@ class Options:
             prefix=self.prefix,
             include_disabled=self.include_disabled,
             raw_features=self.raw_features,
+        )
+
+    def accelerator_options(self) -> accelerator_source.AcceleratorOptions:
+        return accelerator_source.AcceleratorOptions(
+            sysfs=self.sysfs, prefix=self.accelerator_prefix, catalogs=self.catalogs
         )
 
 
@@ -69,6 +79,9 @@ def check_options(options: Options) -> None:
     problem = prefix_problem(options.prefix)
     if problem:
         raise InputError(f"--prefix {options.prefix!r} {problem}")
+    problem = prefix_problem(options.accelerator_prefix)
+    if problem:
+        raise InputError(f"--accelerator-prefix {options.accelerator_prefix!r} {problem}")
     for node in options.nodes:
         if not node or "/" in node:
             raise InputError(f"--node {node!r} must be a node name without '/'")
@@ -80,8 +93,16 @@ def scan(options: Options) -> Scan:
     """Run every enabled source over the node."""
     check_options(options)
     result = Scan()
+    devicetree_nodes = None
     if options.use_devicetree:
-        result.reports.append(devicetree_source.discover(options.devicetree_options()))
+        report = devicetree_source.discover(options.devicetree_options())
+        result.reports.append(report)
+        devicetree_nodes = devicetree_source.compatible_nodes(report)
+    usb_devices = None
+    if options.use_accelerators:
+        result.reports.append(
+            accelerator_source.discover(options.accelerator_options(), usb_devices, devicetree_nodes)
+        )
     return result
 
 

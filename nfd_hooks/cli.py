@@ -28,6 +28,8 @@ Examples:
 
   nfd-hooks show --format json --node npu
 
+  nfd-hooks show --catalog my-accelerators.toml
+
   nfd-hooks write --sysfs /host-sys --features-dir /features.d --expires-in 1h
 """
 
@@ -35,7 +37,7 @@ app = typer.Typer(
     name="nfd-hooks",
     help="Devicetree and USB features for Node Feature Discovery's local source.\n\n"
     "Exit codes: 0 success (also on a node without a devicetree), 1 the features file "
-    "could not be written, 2 bad input (flag value, unreadable --devicetree).",
+    "could not be written, 2 bad input (flag value, unreadable --devicetree, broken --catalog).",
     epilog=EXAMPLES,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -80,6 +82,20 @@ NoRawOpt = Annotated[
 ]
 NoDevicetreeOpt = Annotated[bool, typer.Option("--no-devicetree", help="Do not read the devicetree.")]
 NoUsbOpt = Annotated[bool, typer.Option("--no-usb", help="Do not scan USB devices.")]
+NoAcceleratorsOpt = Annotated[
+    bool, typer.Option("--no-accelerators", help="No accelerator labels (the catalog is not read, nor PCI).")
+]
+AcceleratorPrefixOpt = Annotated[
+    str, typer.Option("--accelerator-prefix", help="Prefix of the accelerator labels <id>.present and <id>.count.")
+]
+CatalogOpt = Annotated[
+    Optional[List[Path]],
+    typer.Option(
+        "--catalog",
+        metavar="FILE",
+        help="A TOML accelerator catalog whose entries add to or replace the shipped ones (repeatable).",
+    ),
+]
 ExpiresOpt = Annotated[
     Optional[timedelta],
     typer.Option(
@@ -100,6 +116,9 @@ def _options(
     no_raw_features: bool,
     no_devicetree: bool,
     no_usb: bool,
+    no_accelerators: bool,
+    accelerator_prefix: str,
+    catalog: Optional[List[Path]],
     expires_in: Optional[timedelta],
 ) -> api.Options:
     return api.Options(
@@ -111,6 +130,9 @@ def _options(
         raw_features=not no_raw_features,
         use_devicetree=not no_devicetree,
         use_usb=not no_usb,
+        use_accelerators=not no_accelerators,
+        accelerator_prefix=accelerator_prefix,
+        catalogs=tuple(catalog or ()),
         expires_in=expires_in,
     )
 
@@ -145,6 +167,9 @@ def show(
     no_raw_features: NoRawOpt = False,
     no_devicetree: NoDevicetreeOpt = False,
     no_usb: NoUsbOpt = False,
+    no_accelerators: NoAcceleratorsOpt = False,
+    accelerator_prefix: AcceleratorPrefixOpt = api.DEFAULT_ACCELERATOR_PREFIX,
+    catalog: CatalogOpt = None,
     expires_in: ExpiresOpt = None,
     output_format: Annotated[
         str, typer.Option("--format", help="nfd: exactly what write writes; json: also where each label came from.")
@@ -153,7 +178,7 @@ def show(
     """Print the features file that 'write' would write."""
     if output_format not in ("nfd", "json"):
         raise typer.BadParameter(f"{output_format!r} is not one of nfd, json", param_hint="--format")
-    options = _options(sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb, expires_in)
+    options = _options(sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb, no_accelerators, accelerator_prefix, catalog, expires_in)
     result = api.scan(options)
     _print_notices(result)
     if output_format == "json":
@@ -172,6 +197,9 @@ def write(
     no_raw_features: NoRawOpt = False,
     no_devicetree: NoDevicetreeOpt = False,
     no_usb: NoUsbOpt = False,
+    no_accelerators: NoAcceleratorsOpt = False,
+    accelerator_prefix: AcceleratorPrefixOpt = api.DEFAULT_ACCELERATOR_PREFIX,
+    catalog: CatalogOpt = None,
     expires_in: ExpiresOpt = None,
     features_dir: Annotated[
         Path, typer.Option("--features-dir", help="Directory NFD's local source reads (must exist).")
@@ -179,7 +207,7 @@ def write(
     name: Annotated[str, typer.Option("--name", help="File name inside --features-dir.")] = api.DEFAULT_FILE_NAME,
 ) -> None:
     """Write the features file atomically into --features-dir."""
-    options = _options(sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb, expires_in)
+    options = _options(sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb, no_accelerators, accelerator_prefix, catalog, expires_in)
     target, result = api.write(options, features_dir, name)
     _print_notices(result)
     labels = sum(1 for f in result.features if f.label)

@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from nfd_hooks.features import Feature
 from nfd_hooks.sources import SourceReport
-from nfd_hooks.sources.accelerators.catalog import Accelerator, load_catalog
+from nfd_hooks.sources.accelerators.catalog import BUILTIN_NAME, Accelerator, load_catalog
 from nfd_hooks.sources.accelerators.pci import PciDevice, read_pci_devices
 from nfd_hooks.sources.usb.model import UsbDevice
 
@@ -60,7 +60,7 @@ def discover(
     pci_devices = read_pci_devices(options.sysfs, notices)
     report = match(catalog, options.prefix, usb_devices, pci_devices, devicetree_nodes)
     report.notices[:0] = notices
-    report.details["catalogs"] = ["catalog.toml"] + [str(path) for path in options.catalogs]
+    report.details["catalogs"] = [BUILTIN_NAME] + [str(path) for path in options.catalogs]
     return report
 
 
