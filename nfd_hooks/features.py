@@ -70,9 +70,10 @@ def label_problem(name: str, value: str) -> Optional[str]:
 def raw_feature_problem(name: str, value: str) -> Optional[str]:
     """Why a raw feature cannot be expressed as one features-file line, or None.
 
-    NFD splits a line at its first ``=`` and trims it, and ``#`` starts a comment.
+    NFD trims each line, splits it at its first ``=``, and reads ``#`` as a comment:
+    a name may end in spaces (``=`` follows), a value may not (the line ends).
     """
-    if not name or "=" in name or name != name.strip() or name.startswith("#"):
+    if not name or "=" in name or name != name.lstrip() or name.startswith("#"):
         return f"raw feature name {name!r} cannot be written"
     if any(c in name + value for c in "\n\r\0") or value != value.strip():
         return f"raw feature {name!r} has a value that cannot be written"

@@ -1,0 +1,188 @@
+"""The CLI as a user meets it: exit codes, one-line errors, never a traceback."""
+
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from nfd_hooks.features import label_problem
+from tests.conftest import DTB_DIR, ROOT, require_tool, run_cli
+from tests.fdt_expand import expand
+
+PI = str(DTB_DIR / "rpi-4-b.dtb")
+
+
+def assert_one_line_error(done, code):
+    stderr = done.stderr.decode()
+    assert done.returncode == code, stderr
+    assert "Traceback" not in stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    assert stderr.startswith("nfd-hooks: error: ")
+
+
+def parse_features(content: str):
+    """Label lines of a features file as NFD's local source reads them."""
+    labels, raw_next = {}, False
+    for line in content.splitlines():
+        line = line.strip()
+        if line == "# +no-label":
+            raw_next = True
+        elif line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            if not raw_next:
+                labels[name] = value
+            raw_next = False
+    return labels
+
+
+def test_show_prints_exactly_what_write_writes(tmp_path):
+    shown = run_cli(["show", "--devicetree", PI, "--no-usb"])
+    written = run_cli(["write", "--devicetree", PI, "--no-usb", "--features-dir", str(tmp_path)])
+    assert shown.returncode == written.returncode == 0
+    assert (tmp_path / "nfd-hooks").read_bytes() == shown.stdout
+
+
+def test_write_with_name(tmp_path):
+    done = run_cli(["write", "--devicetree", PI, "--no-usb", "--features-dir", str(tmp_path), "--name", "dt"])
+    assert done.returncode == 0
+    assert (tmp_path / "dt").is_file()
+    assert stat.S_IMODE((tmp_path / "dt").stat().st_mode) == 0o644
+
+
+def test_node_without_devicetree_or_usb_still_gets_a_valid_file(tmp_path):
+    """Like this machine: nothing under <sysfs>/firmware/devicetree, no USB."""
+    sysfs = tmp_path / "sys"
+    sysfs.mkdir()
+    out = tmp_path / "features.d"
+    out.mkdir()
+    done = run_cli(["write", "--sysfs", str(sysfs), "--features-dir", str(out)])
+    assert done.returncode == 0, done.stderr
+    assert "no devicetree" in done.stderr.decode()
+    content = (out / "nfd-hooks").read_text()
+    assert content.startswith("# Written by nfd-hooks")
+    assert all(label_problem(k, v) is None for k, v in parse_features(content).items())
+
+
+def test_write_on_this_machine_exits_zero(tmp_path):
+    done = run_cli(["write", "--features-dir", str(tmp_path), "--no-usb"])
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "nfd-hooks").read_text().startswith("# Written by nfd-hooks")
+
+
+def test_expires_in_adds_an_rfc3339_expiry(tmp_path):
+    done = run_cli(["show", "--devicetree", PI, "--no-usb", "--expires-in", "1h30m"])
+    assert done.returncode == 0
+    line = done.stdout.decode().splitlines()[1]
+    assert line.startswith("# +expiry-time=20") and line.endswith("Z")
+
+
+def test_output_is_byte_identical_across_runs():
+    runs = {run_cli(["show", "--devicetree", str(DTB_DIR / "hostile.dtb"), "--no-usb"]).stdout for _ in range(3)}
+    assert len(runs) == 1
+
+
+@pytest.mark.parametrize(
+    "args,code",
+    [
+        (["show", "--bogus"], 2),
+        (["show", "--format", "xml"], 2),
+        (["show", "--expires-in", "soon"], 2),
+        (["show", "--prefix", "Not A Prefix"], 2),
+        (["show", "--prefix", "kubernetes.io"], 2),
+        (["show", "--devicetree", "/nonexistent/tree"], 2),
+        (["show", "--devicetree", str(ROOT / "README.md")], 2),
+        (["show", "--node", "a/b"], 2),
+        (["frobnicate"], 2),
+        (["write", "--devicetree", PI, "--features-dir", "/nonexistent/features.d"], 1),
+    ],
+)
+def test_errors_are_one_line_with_documented_codes(args, code):
+    assert_one_line_error(run_cli(args), code)
+
+
+@pytest.mark.parametrize("cut", [8, 40, 100, 1000, 20000])
+def test_truncated_dtb_is_one_line_exit_2(tmp_path, cut):
+    blob = tmp_path / "torn.dtb"
+    blob.write_bytes((DTB_DIR / "rpi-4-b.dtb").read_bytes()[:cut])
+    assert_one_line_error(run_cli(["show", "--devicetree", str(blob), "--no-usb"]), 2)
+
+
+def test_bad_name_keeps_previous_file(tmp_path):
+    (tmp_path / "nfd-hooks").write_text("previous\n")
+    done = run_cli(["write", "--devicetree", PI, "--features-dir", str(tmp_path), "--name", ".hidden"])
+    assert_one_line_error(done, 2)
+    assert (tmp_path / "nfd-hooks").read_text() == "previous\n"
+
+
+def test_file_over_64k_is_refused_and_the_previous_file_kept(tmp_path):
+    """A (hostile) live tree with 1200 distinct cpu compatibles would exceed NFD's limit."""
+    tree = tmp_path / "base"
+    tree.mkdir()
+    (tree / "compatible").write_bytes(b"acme,board\0")
+    for n in range(1200):
+        node = tree / "cpus" / f"cpu@{n}"
+        node.mkdir(parents=True)
+        (node / "compatible").write_bytes(b"acme,core-with-a-rather-long-name-%05d\0" % n)
+    out = tmp_path / "features.d"
+    out.mkdir()
+    (out / "nfd-hooks").write_text("previous\n")
+    done = run_cli(["write", "--devicetree", str(tree), "--no-usb", "--features-dir", str(out)])
+    assert_one_line_error(done, 1)
+    assert "65536" in done.stderr.decode()
+    assert (out / "nfd-hooks").read_text() == "previous\n"
+    assert os.listdir(out) == ["nfd-hooks"]
+
+
+def test_unwritable_directory_is_exit_1_and_keeps_the_file(tmp_path):
+    """An immutable directory refuses new files even to root, like a read-only mount."""
+    chattr = require_tool("chattr")
+    out = tmp_path / "features.d"
+    out.mkdir()
+    (out / "nfd-hooks").write_text("previous\n")
+    if subprocess.run([chattr, "+i", str(out)], capture_output=True).returncode != 0:
+        pytest.skip("this filesystem or user cannot set the immutable attribute")
+    try:
+        done = run_cli(["write", "--devicetree", PI, "--no-usb", "--features-dir", str(out)])
+    finally:
+        subprocess.run([chattr, "-i", str(out)], check=True)
+    assert_one_line_error(done, 1)
+    assert (out / "nfd-hooks").read_text() == "previous\n"
+    assert os.listdir(out) == ["nfd-hooks"]
+
+
+def test_unreadable_live_tree_property_is_skipped_not_fatal(tmp_path):
+    tree = expand((DTB_DIR / "rpi-4-b.dtb").read_bytes(), tmp_path / "base")
+    (tree / "cpus" / "cpu@0" / "compatible").unlink()
+    (tree / "cpus" / "cpu@0" / "compatible").mkdir()  # torn: a directory where a property should be
+    os.mkfifo(tree / "cpus" / "cpu@1" / "status")  # a FIFO must not hang the reader
+    done = run_cli(["show", "--devicetree", str(tree), "--no-usb"])
+    assert done.returncode == 0, done.stderr
+    assert "beta.devicetree.org/arm-cortex-a72=3" in done.stdout.decode()
+
+
+def test_help_has_examples():
+    done = run_cli(["show", "--help"])
+    assert done.returncode == 0
+    assert "Examples:" in done.stdout.decode()
+
+
+def test_version():
+    done = run_cli(["--version"])
+    assert done.returncode == 0
+    assert done.stdout.decode().startswith("nfd-hooks ")
+
+
+def test_symlink_loops_in_a_live_tree_are_not_followed(tmp_path):
+    tree = expand((DTB_DIR / "rpi-4-b.dtb").read_bytes(), tmp_path / "base")
+    (tree / "cpus" / "loop").symlink_to("..")
+    (tree / "cpus" / "cpu@9").symlink_to("cpu@0")
+    done = run_cli(["show", "--devicetree", str(tree), "--no-usb"])
+    assert done.returncode == 0
+    assert "beta.devicetree.org/arm-cortex-a72=4" in done.stdout.decode()
+
+
+def test_cli_runs_from_outside_the_checkout(tmp_path):
+    done = run_cli(["show", "--devicetree", PI, "--no-usb"], cwd=Path(tmp_path))
+    assert done.returncode == 0
