@@ -6,8 +6,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import DTB_DIR, require_tool
-from fakehost import add_pci_device
+from tests.conftest import DTB_DIR, require_tool
+from tests.accelerators.fakehost import add_pci_device
 
 from nfd_hooks import api
 from nfd_hooks.sources.accelerators.catalog import load_catalog, parse_catalog
