@@ -156,3 +156,14 @@ def test_a_label_safe_id_of_the_maximum_length_is_accepted():
     ident = "a" * 55
     catalog = parse_catalog(f'[accelerators.{ident}]\nname = "A"\nusb = ["03e7:2485"]\n', "x")
     assert len(f"{ident}.present") == 63 and ident in catalog
+
+
+def test_the_documented_user_catalog_loads():
+    """docs/accelerators.md's example file is a valid catalog that replaces one entry and adds one."""
+    from tests.conftest import ROOT
+
+    docs = (ROOT / "docs" / "accelerators.md").read_text(encoding="utf-8")
+    (example,) = re.findall(r"```toml\n(.*?)```", docs, re.DOTALL)
+    entries = parse_catalog(example, "docs")
+    assert entries["movidius-vpu"].usb == (("03e7", "2485"), ("03e7", "f63b"))
+    assert entries["k210"].devicetree == ("canaan,kendryte-k210",)
