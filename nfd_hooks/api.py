@@ -15,6 +15,7 @@ from nfd_hooks.features import Feature, merge, prefix_problem, render
 from nfd_hooks.sources import SourceReport
 from nfd_hooks.sources import accelerators as accelerator_source
 from nfd_hooks.sources import devicetree as devicetree_source
+from nfd_hooks.sources import usb as usb_source
 from nfd_hooks.writer import write_atomically
 
 DEFAULT_FEATURES_DIR = Path("/etc/kubernetes/node-feature-discovery/features.d")
@@ -35,6 +36,10 @@ class Options:
     raw_features: bool = True
     use_devicetree: bool = True
     use_usb: bool = True
+    usb_classes: Tuple[str, ...] = usb_source.DEFAULT_ALLOWLIST
+    usb_label_fields: Tuple[str, ...] = usb_source.DEFAULT_LABEL_FIELDS
+    usb_backend: str = "auto"
+    usb_names: bool = False  # usb.ids names in the JSON details
     use_accelerators: bool = True
     accelerator_prefix: str = DEFAULT_ACCELERATOR_PREFIX
     catalogs: Tuple[Path, ...] = ()  # user catalog files, over the shipped one
@@ -51,6 +56,16 @@ class Options:
             prefix=self.prefix,
             include_disabled=self.include_disabled,
             raw_features=self.raw_features,
+        )
+
+    def usb_options(self) -> usb_source.UsbOptions:
+        """The USB source's view: it reads under the same sysfs root."""
+        return usb_source.UsbOptions(
+            sysfs=self.sysfs,
+            allowlist=self.usb_classes,
+            label_fields=self.usb_label_fields,
+            backend=self.usb_backend,
+            names=self.usb_names,
         )
 
     def accelerator_options(self) -> accelerator_source.AcceleratorOptions:
@@ -87,6 +102,7 @@ def check_options(options: Options) -> None:
             raise InputError(f"--node {node!r} must be a node name without '/'")
     if options.expires_in is not None and options.expires_in <= timedelta(0):
         raise InputError("--expires-in must be positive")
+    usb_source.check_options(options.usb_options())
 
 
 def scan(options: Options) -> Scan:
@@ -99,6 +115,12 @@ def scan(options: Options) -> Scan:
         result.reports.append(report)
         devicetree_nodes = devicetree_source.compatible_nodes(report)
     usb_devices = None
+    if options.use_usb:
+        # Read once: the USB labels and the accelerator catalog share the devices.
+        usb_devices, notices, backend = usb_source.read_with_backend(options.usb_options())
+        report = usb_source.discover(options.usb_options(), usb_devices, backend)
+        report.notices[:0] = notices
+        result.reports.append(report)
     if options.use_accelerators:
         result.reports.append(
             accelerator_source.discover(options.accelerator_options(), usb_devices, devicetree_nodes)

@@ -20,6 +20,7 @@ except ImportError:  # older typer (the one Python 3.9 and 3.10 get) runs on cli
 
 from nfd_hooks import __version__, api
 from nfd_hooks.errors import InputError, NfdHooksError
+from nfd_hooks.sources import usb as usb_source
 
 EXAMPLES = """
 Examples:
@@ -31,6 +32,8 @@ Examples:
   nfd-hooks show --catalog my-accelerators.toml
 
   nfd-hooks write --sysfs /host-sys --features-dir /features.d --expires-in 1h
+
+  nfd-hooks show --sysfs fixtures/usb/edge-node --no-devicetree --usb-class 08 --usb-class ff
 """
 
 app = typer.Typer(
@@ -96,6 +99,31 @@ CatalogOpt = Annotated[
         help="A TOML accelerator catalog whose entries add to or replace the shipped ones (repeatable).",
     ),
 ]
+UsbClassOpt = Annotated[
+    Optional[List[str]],
+    typer.Option(
+        "--usb-class",
+        metavar="XX",
+        help="Label USB devices and interfaces of this class, two hex digits (repeatable; "
+        "replaces the default 0e ef fe ff).",
+    ),
+]
+UsbLabelFieldsOpt = Annotated[
+    Optional[List[str]],
+    typer.Option(
+        "--usb-label-fields",
+        metavar="FIELDS",
+        help="Fields of USB label names, from class, vendor, device, serial (comma-separated or "
+        "repeated; default class,vendor,device), as NFD's deviceLabelFields.",
+    ),
+]
+UsbBackendOpt = Annotated[
+    str,
+    typer.Option(
+        "--usb-backend",
+        help="How USB devices are read: auto, sysfs, udev or libusb (see docs/usb.md).",
+    ),
+]
 ExpiresOpt = Annotated[
     Optional[timedelta],
     typer.Option(
@@ -116,10 +144,14 @@ def _options(
     no_raw_features: bool,
     no_devicetree: bool,
     no_usb: bool,
-    no_accelerators: bool,
-    accelerator_prefix: str,
-    catalog: Optional[List[Path]],
     expires_in: Optional[timedelta],
+    usb_class: Optional[List[str]] = None,
+    usb_label_fields: Optional[List[str]] = None,
+    usb_backend: str = "auto",
+    usb_names: bool = False,
+    no_accelerators: bool = False,
+    accelerator_prefix: str = api.DEFAULT_ACCELERATOR_PREFIX,
+    catalog: Optional[List[Path]] = None,
 ) -> api.Options:
     return api.Options(
         sysfs=sysfs,
@@ -130,6 +162,10 @@ def _options(
         raw_features=not no_raw_features,
         use_devicetree=not no_devicetree,
         use_usb=not no_usb,
+        usb_classes=tuple(usb_class) if usb_class else usb_source.DEFAULT_ALLOWLIST,
+        usb_label_fields=tuple(usb_label_fields) if usb_label_fields else usb_source.DEFAULT_LABEL_FIELDS,
+        usb_backend=usb_backend,
+        usb_names=usb_names,
         use_accelerators=not no_accelerators,
         accelerator_prefix=accelerator_prefix,
         catalogs=tuple(catalog or ()),
@@ -167,6 +203,9 @@ def show(
     no_raw_features: NoRawOpt = False,
     no_devicetree: NoDevicetreeOpt = False,
     no_usb: NoUsbOpt = False,
+    usb_class: UsbClassOpt = None,
+    usb_label_fields: UsbLabelFieldsOpt = None,
+    usb_backend: UsbBackendOpt = "auto",
     no_accelerators: NoAcceleratorsOpt = False,
     accelerator_prefix: AcceleratorPrefixOpt = api.DEFAULT_ACCELERATOR_PREFIX,
     catalog: CatalogOpt = None,
@@ -178,7 +217,11 @@ def show(
     """Print the features file that 'write' would write."""
     if output_format not in ("nfd", "json"):
         raise typer.BadParameter(f"{output_format!r} is not one of nfd, json", param_hint="--format")
-    options = _options(sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb, no_accelerators, accelerator_prefix, catalog, expires_in)
+    options = _options(
+        sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb, expires_in,
+        usb_class, usb_label_fields, usb_backend, usb_names=output_format == "json",
+        no_accelerators=no_accelerators, accelerator_prefix=accelerator_prefix, catalog=catalog,
+    )
     result = api.scan(options)
     _print_notices(result)
     if output_format == "json":
@@ -197,6 +240,9 @@ def write(
     no_raw_features: NoRawOpt = False,
     no_devicetree: NoDevicetreeOpt = False,
     no_usb: NoUsbOpt = False,
+    usb_class: UsbClassOpt = None,
+    usb_label_fields: UsbLabelFieldsOpt = None,
+    usb_backend: UsbBackendOpt = "auto",
     no_accelerators: NoAcceleratorsOpt = False,
     accelerator_prefix: AcceleratorPrefixOpt = api.DEFAULT_ACCELERATOR_PREFIX,
     catalog: CatalogOpt = None,
@@ -207,7 +253,11 @@ def write(
     name: Annotated[str, typer.Option("--name", help="File name inside --features-dir.")] = api.DEFAULT_FILE_NAME,
 ) -> None:
     """Write the features file atomically into --features-dir."""
-    options = _options(sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb, no_accelerators, accelerator_prefix, catalog, expires_in)
+    options = _options(
+        sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb, expires_in,
+        usb_class, usb_label_fields, usb_backend,
+        no_accelerators=no_accelerators, accelerator_prefix=accelerator_prefix, catalog=catalog,
+    )
     target, result = api.write(options, features_dir, name)
     _print_notices(result)
     labels = sum(1 for f in result.features if f.label)

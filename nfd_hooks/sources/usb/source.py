@@ -1,0 +1,222 @@
+"""The USB source: NFD's ``usb-<class>_<vendor>_<device>.present`` labels, and better.
+
+Rules (docs/usb.md): a device's own class labels it when it is not ``00`` and
+is allowlisted; every allowlisted class of its active configuration's
+interfaces labels it too, whatever the device class. NFD stops at the device
+class when it is not ``00`` (a UVC webcam, ``ef``, never gets its ``0e``), and
+reads interfaces only from their sysfs directories, which recordings and
+captures often lack.
+"""
+
+import hashlib
+import importlib.util
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from nfd_hooks.errors import InputError
+from nfd_hooks.features import Feature
+from nfd_hooks.sources import SourceReport
+from nfd_hooks.sources.usb import sysfs
+from nfd_hooks.sources.usb.model import UsbDevice
+
+LABEL_PREFIX = "feature.node.kubernetes.io"
+DEFAULT_ALLOWLIST = ("0e", "ef", "fe", "ff")  # NFD's deviceClassWhitelist
+LABEL_FIELDS = ("class", "vendor", "device", "serial")  # NFD's order, whatever order they are given in
+DEFAULT_LABEL_FIELDS = ("class", "vendor", "device")
+BACKENDS = ("auto", "sysfs", "udev", "libusb")
+LIVE_SYSFS = Path("/sys")
+DEV_BUS_USB = Path("/dev/bus/usb")
+UDEV_RUNTIME = Path("/run/udev")
+
+_CLASS = re.compile(r"[0-9A-Fa-f]{2}\Z")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+_MAX_NAME = 63
+
+
+@dataclass(frozen=True)
+class UsbOptions:
+    """What decides the USB labels: where and how to read, which classes, which fields."""
+
+    sysfs: Path = LIVE_SYSFS
+    allowlist: Tuple[str, ...] = DEFAULT_ALLOWLIST
+    label_fields: Tuple[str, ...] = DEFAULT_LABEL_FIELDS
+    backend: str = "auto"
+    names: bool = False  # usb.ids names in the details (show --format json)
+
+
+def parse_class(text: str) -> str:
+    """``--usb-class``: two hex digits, any case, as lowercase."""
+    if not _CLASS.match(text):
+        raise InputError(f"--usb-class {text!r} must be two hex digits, e.g. ff or 0E")
+    return text.lower()
+
+
+def parse_label_fields(values: Iterable[str]) -> Tuple[str, ...]:
+    """``--usb-label-fields``: names from LABEL_FIELDS, comma-separated or repeated, in NFD's order."""
+    given = {part.strip() for value in values for part in value.split(",") if part.strip()}
+    unknown = sorted(given - set(LABEL_FIELDS))
+    if unknown or not given:
+        raise InputError(f"--usb-label-fields takes {', '.join(LABEL_FIELDS)}; got {', '.join(unknown) or 'nothing'}")
+    return tuple(field for field in LABEL_FIELDS if field in given)
+
+
+def check_options(options: UsbOptions) -> UsbOptions:
+    """Normalised options; InputError for any value that cannot work."""
+    if options.backend not in BACKENDS:
+        raise InputError(f"--usb-backend {options.backend!r} is not one of {', '.join(BACKENDS)}")
+    if options.backend == "udev" and options.sysfs != LIVE_SYSFS:
+        raise InputError(f"--usb-backend udev reads {LIVE_SYSFS} only; use sysfs for --sysfs {options.sysfs}")
+    return UsbOptions(
+        sysfs=options.sysfs,
+        allowlist=tuple(dict.fromkeys(parse_class(c) for c in options.allowlist)),
+        label_fields=parse_label_fields(options.label_fields),
+        backend=options.backend,
+        names=options.names,
+    )
+
+
+def label_safe(serial: Optional[str]) -> str:
+    """A serial number as label-name characters: runs of anything else become ``-``."""
+    return _UNSAFE.sub("-", serial or "").strip("-.")
+
+
+def label_name(device: UsbDevice, device_class: str, fields: Sequence[str]) -> str:
+    """``feature.node.kubernetes.io/usb-<fields joined by _>.present``, within 63 characters.
+
+    Only a serial can make it too long; it is then cut and ended with a hash of
+    the whole serial, so two long serials do not collide.
+    """
+    values = {"class": device_class, "vendor": device.vendor, "device": device.product}
+    values["serial"] = label_safe(device.serial)
+    name = "usb-" + "_".join(values[field] for field in fields) + ".present"
+    if len(name) > _MAX_NAME:
+        digest = hashlib.sha256(values["serial"].encode()).hexdigest()[:8]
+        keep = len(values["serial"]) - (len(name) - _MAX_NAME) - len(digest) - 1
+        values["serial"] = values["serial"][:keep].rstrip("-.") + "-" + digest
+        name = "usb-" + "_".join(values[field] for field in fields) + ".present"
+    return f"{LABEL_PREFIX}/{name}"
+
+
+def labelled_classes(device: UsbDevice, allowlist: Sequence[str]) -> List[str]:
+    """The allowlisted classes that label ``device``: its own (unless 00) and its interfaces'."""
+    classes = set(c for c in device.interface_classes if c in allowlist)
+    if device.device_class != "00" and device.device_class in allowlist:
+        classes.add(device.device_class)
+    return sorted(classes)
+
+
+def device_labels(device: UsbDevice, options: UsbOptions) -> List[str]:
+    return sorted({label_name(device, c, options.label_fields) for c in labelled_classes(device, options.allowlist)})
+
+
+def in_container() -> bool:
+    """Docker, podman and Kubernetes pods leave one of these behind."""
+    return (
+        Path("/.dockerenv").exists()
+        or Path("/run/.containerenv").exists()
+        or "KUBERNETES_SERVICE_HOST" in os.environ
+        or "container" in os.environ
+    )
+
+
+def choose_backend(options: UsbOptions) -> str:
+    """``auto``: sysfs for a named root or in a container; udev on a host with udev; libusb
+    when the host has /dev/bus/usb but no USB in sysfs; sysfs otherwise."""
+    if options.backend != "auto":
+        return options.backend
+    if options.sysfs != LIVE_SYSFS or in_container():
+        return "sysfs"
+    if (options.sysfs / "bus" / "usb").is_dir():
+        if UDEV_RUNTIME.is_dir() and importlib.util.find_spec("pyudev") is not None:
+            return "udev"
+        return "sysfs"
+    if DEV_BUS_USB.is_dir():
+        return "libusb"
+    return "sysfs"
+
+
+def read_with_backend(options: UsbOptions) -> Tuple[List[UsbDevice], List[str], str]:
+    """Devices, notices and the backend that read them; udev or libusb failing falls back to sysfs."""
+    options = check_options(options)
+    backend = choose_backend(options)
+    if backend != "sysfs":
+        try:
+            if backend == "udev":
+                from nfd_hooks.sources.usb import udev
+
+                devices, notices = udev.read_devices()
+            else:
+                from nfd_hooks.sources.usb import libusb
+
+                devices, notices = libusb.read_devices("serial" in options.label_fields)
+            return devices, notices, backend
+        except (ImportError, OSError, ValueError, LookupError) as error:
+            fallback = f"USB backend {backend} failed ({' '.join(str(error).split()) or type(error).__name__}); read sysfs instead"
+            devices, notices = _read_sysfs(options)
+            return devices, [fallback] + notices, "sysfs"
+    devices, notices = _read_sysfs(options)
+    return devices, notices, "sysfs"
+
+
+def _read_sysfs(options: UsbOptions) -> Tuple[List[UsbDevice], List[str]]:
+    if options.sysfs != LIVE_SYSFS and not options.sysfs.is_dir():
+        raise InputError(f"{options.sysfs}: no such sysfs directory")
+    return sysfs.read_devices(str(options.sysfs))
+
+
+def read_devices(options: UsbOptions) -> Tuple[List[UsbDevice], List[str]]:
+    """The node's USB devices sorted by bus path, and one-line notices."""
+    devices, notices, _ = read_with_backend(options)
+    return devices, notices
+
+
+def discover(options: UsbOptions, devices: Optional[List[UsbDevice]] = None, backend: str = "given") -> SourceReport:
+    """USB labels for ``devices`` (read by ``backend``), or for the devices the chosen backend reads."""
+    options = check_options(options)
+    report = SourceReport("usb")
+    if devices is None:
+        devices, report.notices, backend = read_with_backend(options)
+    entries = []
+    for device in sorted(devices):
+        labels = device_labels(device, options)
+        report.features += [Feature(label, "true") for label in labels]
+        entries.append(_entry(device, labels))
+    report.details = {
+        "backend": backend,
+        "sysfs": str(options.sysfs),
+        "allowlist": list(options.allowlist),
+        "label_fields": list(options.label_fields),
+        "devices": entries,
+    }
+    if options.names:
+        report.details["usb_ids"] = _add_names(entries)
+    return report
+
+
+def _entry(device: UsbDevice, labels: List[str]) -> Dict[str, Any]:
+    return {
+        "bus_path": device.bus_path,
+        "vendor": device.vendor,
+        "product": device.product,
+        "device_class": device.device_class,
+        "interface_classes": list(device.interface_classes),
+        "labels": labels,
+    }
+
+
+def _add_names(entries: List[Dict[str, Any]]) -> Optional[str]:
+    """Vendor, product and class names into each entry; the usb.ids path, or None without one."""
+    from nfd_hooks.sources.usb.ids import load_names
+
+    names = load_names(entry["vendor"] for entry in entries)
+    if names is None:
+        return None
+    for entry in entries:
+        entry["vendor_name"] = names.vendors.get(entry["vendor"])
+        entry["product_name"] = names.products.get((entry["vendor"], entry["product"]))
+        classes = [entry["device_class"]] + entry["interface_classes"]
+        entry["class_names"] = {c: names.classes[c] for c in classes if c in names.classes}
+    return str(names.path)

@@ -1,0 +1,143 @@
+"""The plain sysfs backend: a few file reads per device under any sysfs root.
+
+It works on a live /sys, on the host's sysfs mounted into a container
+(``/host-sys``), on a fixture tree and on a captured copy: pyudev cannot, as it
+ignores ``SYSFS_PATH``. No pyudev or pyusb import on this path; it is the fast
+one.
+"""
+
+import errno
+import os
+import stat
+from typing import Dict, List, Optional, Tuple
+
+from nfd_hooks.sources.usb.descriptors import MAX_DESCRIPTORS_SIZE
+from nfd_hooks.sources.usb.model import (
+    UsbDevice,
+    active_configuration,
+    has_interface_classes,
+    hex_value,
+    interface_config,
+    resolve_interface_classes,
+    text_value,
+)
+
+# Every attribute file this reader opens: a capture of a node's USB devices
+# needs exactly these (device attributes, plus bInterfaceClass of interfaces).
+DEVICE_ATTRIBUTES = ("idVendor", "idProduct", "bDeviceClass", "bConfigurationValue", "serial", "descriptors")
+INTERFACE_ATTRIBUTES = ("bInterfaceClass",)
+ATTRIBUTES = DEVICE_ATTRIBUTES + INTERFACE_ATTRIBUTES
+
+_MAX_TEXT = 4096  # sysfs text attributes are at most a page
+_GONE = (errno.ENOENT, errno.ENOTDIR, errno.ENODEV)
+
+
+class Unreadable(Exception):
+    """An attribute exists but cannot be read (permissions, I/O error)."""
+
+
+def read_attribute(path: str, limit: int = _MAX_TEXT) -> Optional[bytes]:
+    """The attribute's bytes; None when absent (or the device vanished meanwhile).
+
+    Opened non-blocking and read only if a regular file, so a FIFO or device
+    node planted in a captured tree cannot hang the hook.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as error:
+        if error.errno in _GONE:
+            return None
+        raise Unreadable(f"{path}: {error.strerror}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise Unreadable(f"{path}: not a regular file")
+        chunks = []
+        size = 0
+        while size < limit:
+            chunk = os.read(fd, limit - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    except OSError as error:
+        raise Unreadable(f"{path}: {error.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def devices_dir(root: str) -> str:
+    return os.path.join(root, "bus", "usb", "devices")
+
+
+def read_devices(root: str) -> Tuple[List[UsbDevice], List[str]]:
+    """Every device under ``<root>/bus/usb/devices``, sorted by bus path, and notices.
+
+    Entries without idVendor or idProduct (interfaces, devices torn down while
+    read) are skipped silently; a device with unreadable or malformed ids is
+    skipped with a notice.
+    """
+    top = devices_dir(root)
+    notices: List[str] = []
+    try:
+        names = os.listdir(top)
+    except OSError as error:
+        if error.errno in _GONE:
+            return [], [f"no USB bus at {top}: no USB labels on this node"]
+        return [], [f"cannot list {top}: {error.strerror}: no USB labels"]
+    devices = []
+    for name in names:
+        if ":" in name:  # an interface, <device>:<cfg>.<n>
+            continue
+        try:
+            device = _read_device(os.path.join(top, name), name, notices)
+        except Unreadable as error:
+            notices.append(f"skipped USB device {name}: {error}")
+            continue
+        if device is not None:
+            devices.append(device)
+    return sorted(devices), notices
+
+
+def _read_device(path: str, name: str, notices: List[str]) -> Optional[UsbDevice]:
+    raw_vendor = read_attribute(os.path.join(path, "idVendor"))
+    raw_product = read_attribute(os.path.join(path, "idProduct"))
+    if raw_vendor is None or raw_product is None:
+        return None
+    vendor, product = hex_value(raw_vendor, 4), hex_value(raw_product, 4)
+    device_class = hex_value(read_attribute(os.path.join(path, "bDeviceClass")), 2)
+    if vendor is None or product is None or device_class is None:
+        notices.append(f"skipped USB device {name}: idVendor, idProduct or bDeviceClass is not hex")
+        return None
+    active = active_configuration(read_attribute(os.path.join(path, "bConfigurationValue")))
+    interfaces = _read_interfaces(path, name, notices)
+    descriptors = None
+    if not has_interface_classes(interfaces):
+        descriptors = read_attribute(os.path.join(path, "descriptors"), MAX_DESCRIPTORS_SIZE)
+    return UsbDevice(
+        bus_path=name,
+        vendor=vendor,
+        product=product,
+        device_class=device_class,
+        interface_classes=resolve_interface_classes(active, interfaces, name, descriptors),
+        serial=text_value(read_attribute(os.path.join(path, "serial"))),
+    )
+
+
+def _read_interfaces(path: str, name: str, notices: List[str]) -> Dict[str, Optional[str]]:
+    """bInterfaceClass of each ``<name>:<cfg>.<n>`` directory; None for an unreadable one."""
+    try:
+        entries = os.listdir(path)
+    except OSError:
+        return {}
+    classes: Dict[str, Optional[str]] = {}
+    for entry in entries:
+        if interface_config(entry, name) is None:
+            continue
+        try:
+            raw = read_attribute(os.path.join(path, entry, "bInterfaceClass"))
+        except Unreadable as error:
+            notices.append(f"skipped USB interface {entry}: {error}")
+            raw = None
+        classes[entry] = hex_value(raw, 2)
+    return classes

@@ -1,0 +1,45 @@
+"""Helpers shared by the deployment tests (tests/deploy/)."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import List
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+MANIFESTS = ROOT / "manifests"
+
+
+def missing(message: str) -> None:
+    """Skip, or fail under CI (NFD_HOOKS_REQUIRE_TOOLS=1), where everything is installed."""
+    if os.environ.get("NFD_HOOKS_REQUIRE_TOOLS") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def pypi_tool(command: str, package: str) -> str:
+    """A command installed by a PyPI package: the test virtualenv's bin first, then PATH."""
+    beside = Path(sys.executable).parent / command
+    if beside.exists():
+        return str(beside)
+    found = shutil.which(command)
+    if found:
+        return found
+    missing(f"{command} not installed (PyPI package {package}, listed in scripts/test-requirements.txt)")
+    raise AssertionError("unreachable")
+
+
+def debian_tool(command: str, package: str) -> str:
+    """A command from a Debian package listed in scripts/system-packages.txt."""
+    found = shutil.which(command)
+    if found:
+        return found
+    missing(f"{command} not installed (Debian package {package}, listed in scripts/system-packages.txt)")
+    raise AssertionError("unreachable")
+
+
+def run(args: List[str], timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, **kwargs)

@@ -1,0 +1,236 @@
+"""Container checks (issue 4): build the image with podman from a local base,
+run `nfd-hooks write` in it the way the DaemonSet does, and show why the hook
+reads /host-sys: the runtime masks the container's own /sys/firmware.
+
+Slow the first time (mmdebstrap builds the base, ~1-2 min); the base tarball is
+cached under ${XDG_CACHE_HOME:-~/.cache}/nfd-hooks/ and podman caches the
+image layers, so re-runs take seconds.
+"""
+
+import json
+import os
+import platform
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deploytools import ROOT, debian_tool, missing, run
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="containers need Linux")
+
+IMAGE = "localhost/nfd-hooks:deploy-test"
+CONTAINERS_CONF = ROOT / "scripts" / "podman-containers.conf"
+BASE_PYTHON = "3.11"  # Debian bookworm's, the local base's interpreter
+CONTEXT_FILES = ["Containerfile", ".containerignore", "pyproject.toml", "README.md", "LICENSE", "nfd_hooks"]
+EXPECTED = ROOT / "fixtures" / "dtb" / "expected"
+
+
+class Podman:
+    def __init__(self, env):
+        self.env = env
+        self.command = debian_tool("podman", "podman")
+
+    def __call__(self, *args, timeout=300, check=True):
+        result = run([self.command, *args], timeout=timeout, env=self.env)
+        if check:
+            assert result.returncode == 0, f"podman {' '.join(args)}\n{result.stdout}\n{result.stderr}"
+        return result
+
+
+@pytest.fixture(scope="session")
+def podman():
+    if os.geteuid() != 0:
+        pytest.skip("container tests need root: rootful podman and mmdebstrap (CI runs as root)")
+    debian_tool("mmdebstrap", "mmdebstrap")
+    debian_tool("runc", "runc")
+    env = dict(os.environ, CONTAINERS_CONF=str(CONTAINERS_CONF))
+    return Podman(env)
+
+
+@pytest.fixture(scope="session")
+def base_image(podman):
+    result = run([str(ROOT / "scripts" / "local-base-image")], timeout=900, env=podman.env)
+    if result.returncode != 0:
+        pytest.skip(f"cannot build the local base image with mmdebstrap: {result.stderr.strip()[-600:]}")
+    image = result.stdout.strip().splitlines()[-1]
+    probe = podman("run", "--rm", image, "true", check=False, timeout=120)
+    if probe.returncode != 0:
+        # Everything else in the suite still runs; this says exactly why these cannot.
+        pytest.skip(f"podman cannot run a container on this machine: {probe.stderr.strip()[-600:]}")
+    return image
+
+
+def _wheelhouse(directory: Path) -> None:
+    """Wheels for an offline build: the project and its dependencies (pip inside a
+    build cannot reach PyPI here), plus the build backend, for the base's Python."""
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
+    result = run([*pip, "wheel", "--quiet", "--wheel-dir", str(directory), str(ROOT)], timeout=600)
+    assert result.returncode == 0, result.stderr
+    (project,) = directory.glob("nfd_hooks-*.whl")
+    arch = platform.machine()
+    tag = BASE_PYTHON.replace(".", "")
+    result = run(
+        [*pip, "download", "--quiet", "--only-binary=:all:", "--python-version", BASE_PYTHON,
+         "--implementation", "cp", "--abi", f"cp{tag}", "--platform", f"manylinux_2_17_{arch}",
+         "--platform", f"manylinux2014_{arch}", "--find-links", str(directory),
+         "--dest", str(directory), str(project), "setuptools>=61"],
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture(scope="session")
+def image(podman, base_image, tmp_path_factory):
+    context = tmp_path_factory.mktemp("context")
+    for name in CONTEXT_FILES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, context / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        elif source.exists():
+            shutil.copy2(source, context / name)
+    _wheelhouse(context / "wheelhouse")
+    podman(
+        "build", "--quiet",
+        "--build-arg", f"PYTHON_IMAGE={base_image}",
+        "--build-arg", "PIP_NO_INDEX=1",
+        "--build-arg", "PIP_FIND_LINKS=/src/wheelhouse",
+        "--tag", IMAGE, str(context),
+        timeout=600,
+    )
+    return IMAGE
+
+
+def _live_tree(dtb: Path, sysfs: Path) -> None:
+    """Lay a DTB out as the kernel does under /sys/firmware/devicetree/base:
+    a directory per node, a file per property (raw bytes), a `name` file per node."""
+    import struct
+
+    from pyfdt.pyfdt import FdtBlobParse, FdtNode, FdtPropertyBytes, FdtPropertyStrings, FdtPropertyWords
+
+    def lay(node, directory: Path) -> None:
+        directory.mkdir(parents=True)
+        if node.get_name() != "/":
+            (directory / "name").write_bytes(node.get_name().split("@")[0].encode() + b"\0")
+        for item in node:
+            if isinstance(item, FdtNode):
+                lay(item, directory / item.get_name())
+            elif isinstance(item, FdtPropertyStrings):
+                (directory / item.get_name()).write_bytes(b"".join(s.encode() + b"\0" for s in item.strings))
+            elif isinstance(item, FdtPropertyWords):
+                (directory / item.get_name()).write_bytes(struct.pack(f">{len(item.words)}I", *item.words))
+            elif isinstance(item, FdtPropertyBytes):
+                (directory / item.get_name()).write_bytes(bytes(b & 0xFF for b in item.bytes))
+            else:
+                (directory / item.get_name()).write_bytes(b"")
+
+    with dtb.open("rb") as stream:
+        root = FdtBlobParse(stream).to_fdt().get_rootnode()
+    lay(root, sysfs / "firmware" / "devicetree" / "base")
+
+
+def _labels(content: str) -> set:
+    lines = [line for line in content.splitlines() if line and not line.startswith("#")]
+    raw_marked = set()
+    previous = ""
+    for line in content.splitlines():
+        if previous == "# +no-label":
+            raw_marked.add(line)
+        previous = line
+    return {line for line in lines if line not in raw_marked}
+
+
+def _write_in_container(podman, image, sysfs: Path, features: Path, *extra):
+    return podman(
+        "run", "--rm", "--read-only", "--network=none",
+        "--volume", f"{sysfs}:/host-sys:ro",
+        "--volume", f"{features}:/features.d",
+        *extra,
+        image, "write", "--sysfs", "/host-sys", "--features-dir", "/features.d",
+        check=False, timeout=120,
+    )
+
+
+@pytest.fixture
+def rpi_sysfs(tmp_path):
+    sysfs = tmp_path / "sys"
+    _live_tree(ROOT / "fixtures" / "dtb" / "rpi-4-b.dtb", sysfs)
+    os.chmod(tmp_path, 0o755)
+    return sysfs
+
+
+def test_image_metadata(podman, image):
+    (info,) = json.loads(podman("image", "inspect", image).stdout)
+    config = info["Config"]
+    assert config["Entrypoint"] == ["nfd-hooks"]
+    labels = config["Labels"]
+    for key in ("title", "description", "version", "licenses", "base.name"):
+        assert labels.get(f"org.opencontainers.image.{key}"), key
+    assert labels["org.opencontainers.image.version"] == "0.1.0"
+    # No compilers, no pip in the runtime image.
+    probe = podman("run", "--rm", "--entrypoint", "/bin/sh", image, "-c",
+                   "for c in gcc cc c++ g++ clang make; do command -v $c; done; "
+                   "ls /opt/nfd-hooks/bin", check=False)
+    assert probe.stdout.split() and "nfd-hooks" in probe.stdout.split()
+    assert not any(c in probe.stdout.split() for c in ("gcc", "cc", "make")), probe.stdout
+    assert not any(word.startswith("pip") for word in probe.stdout.split()), probe.stdout
+    assert podman("run", "--rm", image, "--version").stdout.strip() == "nfd-hooks 0.1.0"
+
+
+def test_write_in_container_matches_the_board(podman, image, rpi_sysfs, tmp_path):
+    features = tmp_path / "features.d"
+    features.mkdir()
+    result = _write_in_container(podman, image, rpi_sysfs, features)
+    assert result.returncode == 0, result.stderr
+    written = features / "nfd-hooks"
+    assert stat.S_IMODE(written.stat().st_mode) == 0o644  # readable by the worker (65534)
+    assert [p.name for p in features.iterdir()] == ["nfd-hooks"]  # no temporary left behind
+    content = written.read_text()
+    expected = set((EXPECTED / "rpi-4-b.labels").read_text().split())
+    assert _labels(content) == expected
+    assert "# +no-label\nbeta.devicetree.org/compatible/raspberrypi,4-model-b=1\n" in content
+    # The same as the tool prints on the host for the same tree.
+    host = subprocess.run([sys.executable, "-m", "nfd_hooks", "show", "--sysfs", str(rpi_sysfs), "--no-usb"],
+                          capture_output=True, text=True, timeout=60)
+    assert host.returncode == 0, host.stderr
+    assert _labels(host.stdout) == _labels(content)
+
+
+def test_write_in_container_unprivileged(podman, image, rpi_sysfs, tmp_path):
+    """As manifests/overlays/unprivileged runs it: uid 65534, no capabilities."""
+    features = tmp_path / "features.d"
+    features.mkdir()
+    features.chmod(0o777)  # as an emptyDir is
+    result = _write_in_container(podman, image, rpi_sysfs, features, "--user", "65534:65534",
+                                 "--cap-drop", "ALL", "--security-opt", "no-new-privileges")
+    assert result.returncode == 0, result.stderr
+    assert _labels((features / "nfd-hooks").read_text()) == set((EXPECTED / "rpi-4-b.labels").read_text().split())
+
+
+def test_write_in_container_without_devicetree_exits_0(podman, image, tmp_path):
+    """An amd64 server: no /sys/firmware/devicetree at all."""
+    sysfs = tmp_path / "sys"
+    (sysfs / "firmware" / "acpi").mkdir(parents=True)
+    features = tmp_path / "features.d"
+    features.mkdir()
+    result = _write_in_container(podman, image, sysfs, features)
+    assert result.returncode == 0, result.stderr
+    assert not [line for line in (features / "nfd-hooks").read_text().splitlines()
+                if line and not line.startswith("#")]
+
+
+def test_runtime_masks_own_sys_firmware_but_not_a_host_sys_mount(podman, base_image):
+    host = sorted(os.listdir("/sys/firmware")) if os.path.isdir("/sys/firmware") else []
+    if not host:
+        pytest.skip("this machine's /sys/firmware is empty: nothing to show masked")
+    script = "ls -1 /host-sys/firmware; echo ---; ls -1A /sys/firmware"
+    shown = podman("run", "--rm", "--volume", "/sys:/host-sys:ro", base_image, "sh", "-c", script).stdout
+    through_host_sys, own = shown.split("---\n")
+    assert sorted(through_host_sys.split()) == host  # e.g. acpi: the hostPath is a separate mount
+    assert own.split() == []  # the runtime's masked path
+    # privileged: the mask is not applied (why the seeds' hook was privileged)
+    privileged = podman("run", "--rm", "--privileged", base_image, "ls", "-1", "/sys/firmware").stdout
+    assert sorted(privileged.split()) == host

@@ -1,0 +1,35 @@
+"""usb.ids names: the real Debian file when present, and its absence."""
+
+from pathlib import Path
+
+import pytest
+
+from nfd_hooks.sources.usb.ids import USB_IDS_PATHS, load_names, parse
+
+
+def test_absent_file_means_no_names(tmp_path):
+    assert load_names(["03e7"], [tmp_path / "usb.ids"]) is None
+
+
+def test_real_file():
+    if not any(p.is_file() for p in USB_IDS_PATHS):
+        pytest.skip("usb.ids not installed (Debian package usb.ids)")
+    names = load_names(["03e7", "1a6e", "18d1"])
+    assert names.vendors == {"03e7": "Intel", "1a6e": "Global Unichip Corp.", "18d1": "Google Inc."}
+    assert names.products[("03e7", "2485")] == "Movidius MyriadX"
+    assert ("18d1", "9302") not in names.products
+    assert ("03e7", "f63b") in names.products  # other products of a wanted vendor are kept
+    assert names.classes["fe"] == "Application Specific Interface"
+    assert names.classes["ff"] == "Vendor Specific Class"
+    assert "00" in names.classes and len(names.classes) > 20
+
+
+def test_sections_after_classes_are_not_read():
+    lines = [
+        "# comment\n", "03e7  Intel\n", "\t2485  Movidius MyriadX\n", "\t\t00  an interface line\n",
+        "C ff  Vendor Specific Class\n", "\t01  subclass\n", "AT 0100  USB Undefined\n", "03e7  Not a vendor\n",
+    ]
+    names = parse(lines, {"03e7"}, Path("x"))
+    assert names.vendors == {"03e7": "Intel"}
+    assert names.products == {("03e7", "2485"): "Movidius MyriadX"}
+    assert names.classes == {"ff": "Vendor Specific Class"}

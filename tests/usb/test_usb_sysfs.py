@@ -1,0 +1,118 @@
+"""The plain sysfs reader on the kernel-shaped fixture tree and on hand-made oddities."""
+
+import os
+import shutil
+from pathlib import Path
+
+from nfd_hooks.sources.usb.model import UsbDevice
+from nfd_hooks.sources.usb.sysfs import ATTRIBUTES, read_devices
+from tests.conftest import FIXTURES
+
+TREE = FIXTURES / "usb" / "edge-node"
+
+# What the fixture tree holds (fixtures/usb/README.md), written out by hand.
+EXPECTED = [
+    UsbDevice("1-1", "05e3", "0608", "09", ("09",), None),
+    UsbDevice("1-1.1", "046d", "082d", "ef", ("01", "0e"), "5A3E1F2B"),
+    UsbDevice("1-1.2", "0781", "5567", "00", ("08",), "4C530001230607119573"),
+    UsbDevice("1-1.3", "0403", "6001", "00", ("ff",), "A50285BI"),  # from descriptors only
+    UsbDevice("1-2", "1a6e", "089a", "00", ("fe",), None),
+    UsbDevice("2-1", "03e7", "2485", "00", ("ff",), "03e72485"),
+    UsbDevice("2-2", "18d1", "9302", "00", ("ff",), None),
+    UsbDevice("2-3", "0b95", "1790", "ff", ("ff",), "0000249B0F4D21"),
+    UsbDevice("usb1", "1d6b", "0002", "09", ("09",), "0000:00:14.0"),
+    UsbDevice("usb2", "1d6b", "0003", "09", ("09",), "0000:00:14.0"),
+]
+
+
+def test_fixture_tree_devices():
+    devices, notices = read_devices(str(TREE))
+    assert devices == EXPECTED  # 1-1.4 (no idProduct) and every interface entry are skipped
+    assert notices == []
+
+
+def test_fixture_tree_is_kernel_shaped():
+    links = TREE / "bus" / "usb" / "devices"
+    for entry in links.iterdir():
+        assert entry.is_symlink() and not os.readlink(entry).startswith("/")
+        assert entry.resolve().is_relative_to((TREE / "devices").resolve())
+    webcam_interface = links / "1-1.1:1.1"
+    assert webcam_interface.resolve().parent == (links / "1-1.1").resolve()
+    assert (links / "1-0:1.0").resolve().parent == (links / "usb1").resolve()
+
+
+def test_only_the_listed_attributes_are_needed(tmp_path):
+    """A copy keeping only ATTRIBUTES (what a capture copies) reads the same."""
+    copy = tmp_path / "sys"
+    shutil.copytree(TREE, copy, symlinks=True)
+    for path in (copy / "devices").rglob("*"):
+        if path.is_file() and not path.is_symlink() and path.name not in ATTRIBUTES:
+            path.unlink()
+    assert read_devices(str(copy)) == (EXPECTED, [])
+
+
+def _device(root: Path, name: str, **attributes: bytes) -> Path:
+    path = root / "devices" / name
+    path.mkdir(parents=True)
+    for attr, value in attributes.items():
+        (path / attr).write_bytes(value)
+    links = root / "bus" / "usb" / "devices"
+    links.mkdir(parents=True, exist_ok=True)
+    (links / name).symlink_to(f"../../../devices/{name}")
+    return path
+
+
+def test_values_without_newline_and_with_spaces(tmp_path):
+    _device(tmp_path, "3-1", idVendor=b"03E7", idProduct=b" 2485 ", bDeviceClass=b"FF", serial=b"  x \n")
+    devices, _ = read_devices(str(tmp_path))
+    assert devices == [UsbDevice("3-1", "03e7", "2485", "ff", (), "x")]
+
+
+def test_only_the_active_configuration_counts(tmp_path):
+    path = _device(tmp_path, "3-1", idVendor=b"1234\n", idProduct=b"5678\n", bDeviceClass=b"00\n",
+                   bConfigurationValue=b"2\n")
+    for name, cls in (("3-1:1.0", b"08\n"), ("3-1:2.0", b"ff\n"), ("3-1:2.1", b"0e\n")):
+        (path / name).mkdir()
+        (path / name / "bInterfaceClass").write_bytes(cls)
+    devices, _ = read_devices(str(tmp_path))
+    assert devices[0].interface_classes == ("0e", "ff")
+
+
+def test_unreadable_interface_is_skipped_with_a_notice(tmp_path):
+    path = _device(tmp_path, "3-1", idVendor=b"1234\n", idProduct=b"5678\n", bDeviceClass=b"00\n",
+                   bConfigurationValue=b"1\n")
+    (path / "3-1:1.0").mkdir()
+    (path / "3-1:1.0" / "bInterfaceClass").mkdir()  # a directory: cannot be read, even by root
+    (path / "3-1:1.1").mkdir()
+    (path / "3-1:1.1" / "bInterfaceClass").write_bytes(b"fe\n")
+    devices, notices = read_devices(str(tmp_path))
+    assert devices[0].interface_classes == ("fe",)
+    assert len(notices) == 1 and "3-1:1.0" in notices[0]
+
+
+def test_fifo_attribute_does_not_hang(tmp_path):
+    path = _device(tmp_path, "3-1", idVendor=b"1234\n", bDeviceClass=b"00\n")
+    os.mkfifo(path / "idProduct")
+    devices, notices = read_devices(str(tmp_path))
+    assert devices == [] and "not a regular file" in notices[0]
+
+
+def test_unconfigured_device_has_no_interface_classes(tmp_path):
+    descriptors = (TREE / "devices/pci0000:00/0000:00:14.0/usb1/1-1/1-1.3/descriptors").read_bytes()
+    _device(tmp_path, "3-1", idVendor=b"0403\n", idProduct=b"6001\n", bDeviceClass=b"00\n",
+            bConfigurationValue=b"\n", descriptors=descriptors)
+    _device(tmp_path, "3-2", idVendor=b"0403\n", idProduct=b"6001\n", bDeviceClass=b"00\n",
+            descriptors=descriptors)  # bConfigurationValue not recorded: its only configuration counts
+    devices, _ = read_devices(str(tmp_path))
+    assert [d.interface_classes for d in devices] == [(), ("ff",)]
+
+
+def test_malformed_ids_are_skipped_with_a_notice(tmp_path):
+    _device(tmp_path, "3-1", idVendor=b"zz\n", idProduct=b"5678\n", bDeviceClass=b"00\n")
+    devices, notices = read_devices(str(tmp_path))
+    assert devices == [] and "3-1" in notices[0]
+
+
+def test_no_usb_bus(tmp_path):
+    devices, notices = read_devices(str(tmp_path))
+    assert devices == [] and "no USB bus" in notices[0]
