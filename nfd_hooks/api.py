@@ -4,10 +4,10 @@ Tests and other tools call these directly; nothing here prints or exits.
 """
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from nfd_hooks import __version__
 from nfd_hooks.errors import InputError
@@ -17,6 +17,9 @@ from nfd_hooks.sources import accelerators as accelerator_source
 from nfd_hooks.sources import devicetree as devicetree_source
 from nfd_hooks.sources import usb as usb_source
 from nfd_hooks.writer import write_atomically
+
+if TYPE_CHECKING:
+    from nfd_hooks.capture import Capture
 
 DEFAULT_FEATURES_DIR = Path("/etc/kubernetes/node-feature-discovery/features.d")
 DEFAULT_FILE_NAME = "nfd-hooks"
@@ -154,3 +157,26 @@ def write(options: Options, directory: Path = DEFAULT_FEATURES_DIR, name: str = 
     result = scan(options)
     target = write_atomically(directory, name, render_scan(result, options))
     return target, result
+
+
+def replay_options(bundle: Path, options: Options) -> Options:
+    """``options`` pointed at a verified capture bundle instead of the live node.
+
+    A bundle holds sysfs attribute files only, so the USB devices are read with
+    the plain sysfs backend (udev and libusb read the live machine).
+    """
+    from nfd_hooks.capture import open_bundle  # lazy: only replay needs it
+
+    if options.usb_backend not in ("auto", "sysfs"):
+        raise InputError(f"--replay reads USB devices from the bundle's files; drop --usb-backend {options.usb_backend}")
+    opened = open_bundle(bundle)
+    return replace(options, sysfs=opened.sysfs, devicetree=opened.devicetree, usb_backend="sysfs")
+
+
+def capture(
+    directory: Path, sysfs: Path = Path("/sys"), devicetree: Optional[Path] = None, with_serials: bool = False
+) -> "Capture":
+    """Capture the node into a bundle at ``directory`` (see ``nfd_hooks.capture``)."""
+    from nfd_hooks.capture import capture as capture_node
+
+    return capture_node(directory, sysfs, devicetree, with_serials)

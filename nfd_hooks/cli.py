@@ -99,6 +99,14 @@ CatalogOpt = Annotated[
         help="A TOML accelerator catalog whose entries add to or replace the shipped ones (repeatable).",
     ),
 ]
+ReplayOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--replay",
+        metavar="DIR",
+        help="Read a bundle written by 'capture' instead of this node (not with --sysfs or --devicetree).",
+    ),
+]
 UsbClassOpt = Annotated[
     Optional[List[str]],
     typer.Option(
@@ -136,6 +144,8 @@ ExpiresOpt = Annotated[
 
 
 def _options(
+    ctx: typer.Context,
+    replay: Optional[Path],
     sysfs: Path,
     devicetree: Optional[Path],
     node: Optional[List[str]],
@@ -153,7 +163,7 @@ def _options(
     accelerator_prefix: str = api.DEFAULT_ACCELERATOR_PREFIX,
     catalog: Optional[List[Path]] = None,
 ) -> api.Options:
-    return api.Options(
+    options = api.Options(
         sysfs=sysfs,
         devicetree=devicetree,
         nodes=tuple(node or ()),
@@ -171,6 +181,13 @@ def _options(
         catalogs=tuple(catalog or ()),
         expires_in=expires_in,
     )
+    if replay is None:
+        return options
+    for name in ("sysfs", "devicetree"):
+        source = ctx.get_parameter_source(name)  # click's ParameterSource, vendored or not
+        if source is not None and source.name != "DEFAULT":
+            raise InputError(f"--replay reads the bundle's sysfs and devicetree; drop --{name}")
+    return api.replay_options(replay, options)
 
 
 def _print_notices(result: api.Scan) -> None:
@@ -195,6 +212,7 @@ def main(
 
 @app.command(epilog=EXAMPLES)
 def show(
+    ctx: typer.Context,
     sysfs: SysfsOpt = Path("/sys"),
     devicetree: DevicetreeOpt = None,
     node: NodeOpt = None,
@@ -210,6 +228,7 @@ def show(
     accelerator_prefix: AcceleratorPrefixOpt = api.DEFAULT_ACCELERATOR_PREFIX,
     catalog: CatalogOpt = None,
     expires_in: ExpiresOpt = None,
+    replay: ReplayOpt = None,
     output_format: Annotated[
         str, typer.Option("--format", help="nfd: exactly what write writes; json: also where each label came from.")
     ] = "nfd",
@@ -218,8 +237,8 @@ def show(
     if output_format not in ("nfd", "json"):
         raise typer.BadParameter(f"{output_format!r} is not one of nfd, json", param_hint="--format")
     options = _options(
-        sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb, expires_in,
-        usb_class, usb_label_fields, usb_backend, usb_names=output_format == "json",
+        ctx, replay, sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb,
+        expires_in, usb_class, usb_label_fields, usb_backend, usb_names=output_format == "json",
         no_accelerators=no_accelerators, accelerator_prefix=accelerator_prefix, catalog=catalog,
     )
     result = api.scan(options)
@@ -232,6 +251,7 @@ def show(
 
 @app.command(epilog=EXAMPLES)
 def write(
+    ctx: typer.Context,
     sysfs: SysfsOpt = Path("/sys"),
     devicetree: DevicetreeOpt = None,
     node: NodeOpt = None,
@@ -247,6 +267,7 @@ def write(
     accelerator_prefix: AcceleratorPrefixOpt = api.DEFAULT_ACCELERATOR_PREFIX,
     catalog: CatalogOpt = None,
     expires_in: ExpiresOpt = None,
+    replay: ReplayOpt = None,
     features_dir: Annotated[
         Path, typer.Option("--features-dir", help="Directory NFD's local source reads (must exist).")
     ] = api.DEFAULT_FEATURES_DIR,
@@ -254,14 +275,70 @@ def write(
 ) -> None:
     """Write the features file atomically into --features-dir."""
     options = _options(
-        sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb, expires_in,
-        usb_class, usb_label_fields, usb_backend,
+        ctx, replay, sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb,
+        expires_in, usb_class, usb_label_fields, usb_backend,
         no_accelerators=no_accelerators, accelerator_prefix=accelerator_prefix, catalog=catalog,
     )
     target, result = api.write(options, features_dir, name)
     _print_notices(result)
     labels = sum(1 for f in result.features if f.label)
     print(f"nfd-hooks: wrote {target} ({labels} labels)", file=sys.stderr)
+
+
+@app.command()
+def capture(
+    directory: Annotated[Path, typer.Argument(metavar="DIR", show_default=False, help="New or empty directory for the bundle.")],
+    sysfs: SysfsOpt = Path("/sys"),
+    devicetree: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--devicetree",
+            help="A DTB file, or a directory laid out like /proc/device-tree. "
+            "Default: <sysfs>/firmware/fdt when readable, else <sysfs>/firmware/devicetree/base.",
+        ),
+    ] = None,
+    with_serials: Annotated[
+        bool, typer.Option("--with-serials", help="Also capture USB serial numbers (they identify devices).")
+    ] = False,
+) -> None:
+    """Capture this node's devicetree and USB attributes into a bundle for 'show --replay'."""
+    done = api.capture(directory, sysfs, devicetree, with_serials)
+    for notice in done.notices:
+        print(f"nfd-hooks: {notice}", file=sys.stderr)
+    source = done.devicetree_from or "none"
+    print(
+        f"nfd-hooks: captured {done.directory} (devicetree from {source}, {done.usb_devices} USB devices, "
+        f"{done.size} bytes)",
+        file=sys.stderr,
+    )
+
+
+@app.command()
+def check(
+    files: Annotated[
+        List[Path],
+        typer.Argument(
+            metavar="FILE...",
+            show_default=False,
+            help="Features files; a directory stands for the files NFD reads in it.",
+        ),
+    ],
+    strict: Annotated[bool, typer.Option("--strict", help="Fail on warnings too.")] = False,
+) -> None:
+    """Report what NFD's local source would drop, skip or misread in features files.
+
+    A directory stands for the files NFD reads in it. One line per problem on stdout, FILE:LINE: message (FILE: message for the
+    whole file). Exit codes: 0 nothing wrong (warnings allowed unless --strict),
+    1 problems found, 2 a file could not be read.
+    """
+    from nfd_hooks.check import check_paths  # lazy: only this command needs it
+
+    result = check_paths(files)
+    for path, problem in result.problems:
+        print(problem.format(path))
+    for message in result.unreadable:
+        print(f"nfd-hooks: error: {message}", file=sys.stderr)
+    raise typer.Exit(result.exit_code(strict))
 
 
 def run(argv: Optional[List[str]] = None) -> int:

@@ -42,6 +42,10 @@ class BlobNode:
     def property(self, name: str) -> Optional[bytes]:
         return self._properties.get(name)
 
+    def property_names(self) -> List[str]:
+        """Every property's name (capture compares a whole blob with the live tree)."""
+        return list(self._properties)
+
 
 def looks_like_blob(head: bytes) -> bool:
     """True when ``head`` starts with the FDT magic number."""
