@@ -1,11 +1,13 @@
 """Issue 8's acceptance, run as a user runs it: ``nfd-hooks show`` on fake hosts."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
 from tests.accelerators.fakehost import add_pci_device, add_usb_device
-from tests.conftest import DTB_DIR, run_cli
+from tests.conftest import DTB_DIR, FIXTURES, require_tool, run_cli
 
 PREFIX = "accelerator.feature.node.kubernetes.io"
 CORAL_IDS = [("1a6e", "089a", "fe"), ("18d1", "9302", "ff")]  # before / after its firmware is loaded
@@ -124,3 +126,32 @@ def test_prefix_flag_and_opting_out(tmp_path):
     assert "hailo" not in show("--sysfs", tmp_path, "--no-accelerators")
     done = run_cli(["show", "--sysfs", str(tmp_path), "--accelerator-prefix", "Bad_Prefix"])
     assert done.returncode == 2 and b"--accelerator-prefix" in done.stderr
+
+
+# The shared USB fixture node (fixtures/usb/README.md): a Coral before (1-2) and after (2-2) its
+# firmware, an NCS2 (2-1), and a webcam, a UART, a NIC, hubs that are no accelerators.
+EDGE_NODE_ACCELERATORS = [
+    f"{PREFIX}/edgetpu.count=2",
+    f"{PREFIX}/edgetpu.present=true",
+    f"{PREFIX}/movidius-vpu.count=1",
+    f"{PREFIX}/movidius-vpu.present=true",
+]
+
+
+def test_usb_fixture_node_from_its_sysfs_tree():
+    output = show("--sysfs", FIXTURES / "usb" / "edge-node", "--no-devicetree")
+    assert accelerator_lines(output) == EDGE_NODE_ACCELERATORS
+    # The USB labels were made from the same devices, read once.
+    assert "feature.node.kubernetes.io/usb-fe_1a6e_089a.present=true" in output
+
+
+@pytest.mark.parametrize("backend", ["udev", "libusb"])
+def test_usb_fixture_node_through_every_usb_backend(backend):
+    umockdev_run = require_tool("umockdev-run")
+    done = subprocess.run(
+        [umockdev_run, "-d", str(FIXTURES / "usb" / "edge-node.umockdev"), "--",
+         sys.executable, "-m", "nfd_hooks", "show", "--no-devicetree", "--usb-backend", backend],
+        capture_output=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert accelerator_lines(done.stdout.decode()) == EDGE_NODE_ACCELERATORS

@@ -6,14 +6,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.conftest import DTB_DIR, require_tool
-from tests.accelerators.fakehost import add_pci_device
 
 from nfd_hooks import api
+from nfd_hooks.sources import usb as usb_source
 from nfd_hooks.sources.accelerators.catalog import load_catalog, parse_catalog
 from nfd_hooks.sources.accelerators.pci import PciDevice, read_pci_devices
 from nfd_hooks.sources.accelerators.source import DEFAULT_PREFIX, match
 from nfd_hooks.sources.usb.model import UsbDevice
+from tests.accelerators.fakehost import add_pci_device, add_usb_device
+from tests.conftest import DTB_DIR, require_tool
 
 PREFIX = "accelerator.feature.node.kubernetes.io"
 
@@ -203,3 +204,16 @@ def test_pci_card_on_a_devicetree_board_through_the_api(tmp_path):
     add_pci_device(tmp_path, "0000:01:00.0", "1e60", "2864")
     assert scan_labels(tmp_path, "rpi-4-b.dtb") == {f"{PREFIX}/hailo.present": "true", f"{PREFIX}/hailo.count": "1"}
     assert scan_labels(tmp_path, "rpi-4-b.dtb", use_accelerators=False) == {}
+
+
+def test_usb_devices_are_read_once_and_shared(monkeypatch, tmp_path):
+    add_usb_device(tmp_path, "1-1", "03e7", "2485", "00", ["ff"])
+    reads = []
+    real = usb_source.read_with_backend
+    monkeypatch.setattr(usb_source, "read_with_backend", lambda options: reads.append(options) or real(options))
+    features = {f.name: f.value for f in api.scan(api.Options(sysfs=tmp_path, use_devicetree=False)).features}
+    assert len(reads) == 1
+    assert features["feature.node.kubernetes.io/usb-ff_03e7_2485.present"] == "true"
+    assert features[f"{PREFIX}/movidius-vpu.count"] == "1"
+    no_usb = api.scan(api.Options(sysfs=tmp_path, use_devicetree=False, use_usb=False))
+    assert len(reads) == 1 and not any(f.name.startswith(PREFIX) for f in no_usb.features)
