@@ -1,6 +1,13 @@
-"""Fake sysfs trees laid out as the kernel lays them out, for the accelerator tests."""
+"""Fake sysfs trees laid out as the kernel lays them out, for the accelerator tests:
+PCI functions here, USB devices through the shared tests/fakehost.py."""
 
 from pathlib import Path
+
+from tests.fakehost import UsbSpec
+from tests.fakehost import add_usb_device as add_usb_spec
+
+# An x86 host's xHCI controller, where its USB buses hang.
+XHCI = "devices/pci0000:00/0000:00:14.0"
 
 
 def add_pci_device(sysfs: Path, address: str, vendor: str, device: str, bridge: str = "0000:00:1c.0") -> Path:
@@ -8,45 +15,24 @@ def add_pci_device(sysfs: Path, address: str, vendor: str, device: str, bridge: 
 
     ``vendor`` and ``device`` are written as the kernel writes them, ``0x1e60\\n``.
     """
-    node = sysfs / "devices" / "pci0000:00" / bridge / address
+    root = f"pci{address.split(':')[0]}:00"  # the host bridge of the function's PCI domain
+    node = sysfs / "devices" / root / bridge / address
     node.mkdir(parents=True, exist_ok=True)
     (node / "vendor").write_text(f"0x{vendor}\n")
     (node / "device").write_text(f"0x{device}\n")
     (node / "class").write_text("0x120000\n")
     links = sysfs / "bus" / "pci" / "devices"
     links.mkdir(parents=True, exist_ok=True)
-    (links / address).symlink_to(Path("../../..") / "devices" / "pci0000:00" / bridge / address)
+    (links / address).symlink_to(Path("../../..") / "devices" / root / bridge / address)
     return node
+
 
 
 def add_usb_device(
     sysfs: Path, bus_path: str, vendor: str, product: str, device_class: str, interface_classes=(), product_name: str = ""
-) -> Path:
-    """A USB device as sysfs shows it: the node under the xHCI controller, its interfaces
-    ``<bus_path>:1.<n>`` beside it, and symlinks for both in bus/usb/devices."""
-    bus = bus_path.split("-")[0]
-    parent = sysfs / "devices" / "pci0000:00" / "0000:00:14.0" / f"usb{bus}"
-    node = parent / bus_path
-    node.mkdir(parents=True)
-    attributes = {
-        "idVendor": vendor,
-        "idProduct": product,
-        "bDeviceClass": device_class,
-        "bConfigurationValue": "1",
-        "bNumInterfaces": f"{len(interface_classes):2d}",
-    }
-    if product_name:
-        attributes["product"] = product_name
-    for name, value in attributes.items():
-        (node / name).write_text(value + "\n")
-    links = sysfs / "bus" / "usb" / "devices"
-    links.mkdir(parents=True, exist_ok=True)
-    target = Path("../../..") / node.relative_to(sysfs)
-    (links / bus_path).symlink_to(target)
-    for number, interface_class in enumerate(interface_classes):
-        interface = node / f"{bus_path}:1.{number}"
-        interface.mkdir()
-        (interface / "bInterfaceClass").write_text(interface_class + "\n")
-        (interface / "bInterfaceNumber").write_text(f"{number:02x}\n")
-        (links / interface.name).symlink_to(target / interface.name)
-    return node
+) -> None:
+    """A USB device behind an xHCI controller, laid out by the shared tests/fakehost.py."""
+    bus = bus_path[3:] if bus_path.startswith("usb") else bus_path.split("-")[0]
+    parent = XHCI if bus_path.startswith("usb") else f"{XHCI}/usb{bus}"
+    spec = UsbSpec(bus_path, parent, vendor, product, device_class, tuple(interface_classes), product_name=product_name)
+    add_usb_spec(sysfs, spec)

@@ -8,6 +8,7 @@ import pytest
 
 from tests.accelerators.fakehost import add_pci_device, add_usb_device
 from tests.conftest import DTB_DIR, FIXTURES, require_tool, run_cli
+from tests.fakehost import PI4_NCS2_WEBCAM, make_host
 
 PREFIX = "accelerator.feature.node.kubernetes.io"
 CORAL_IDS = [("1a6e", "089a", "fe"), ("18d1", "9302", "ff")]  # before / after its firmware is loaded
@@ -155,3 +156,15 @@ def test_usb_fixture_node_through_every_usb_backend(backend):
     )
     assert done.returncode == 0, done.stderr.decode()
     assert accelerator_lines(done.stdout.decode()) == EDGE_NODE_ACCELERATORS
+
+
+def test_a_whole_fake_pi_with_an_ncs2_and_a_hailo(tmp_path):
+    """Live devicetree under <sysfs>, USB behind the VL805, PCI: the defaults, as on the node."""
+    sysfs = make_host(tmp_path, (DTB_DIR / "rpi-4-b.dtb").read_bytes(), PI4_NCS2_WEBCAM)
+    add_pci_device(sysfs, "0000:01:00.0", "1106", "3483", bridge="0000:00:00.0")  # the VL805 xHCI itself
+    assert accelerator_lines(show("--sysfs", sysfs)) == [
+        f"{PREFIX}/movidius-vpu.count=1",
+        f"{PREFIX}/movidius-vpu.present=true",
+    ]
+    add_pci_device(sysfs, "0001:01:00.0", "1e60", "2864", bridge="0001:00:00.0")  # Hailo-8 on a second PCIe
+    assert f"{PREFIX}/hailo.count=1" in accelerator_lines(show("--sysfs", sysfs))
