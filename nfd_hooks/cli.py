@@ -29,6 +29,8 @@ Examples:
 
   nfd-hooks show --format json --node npu
 
+  nfd-hooks show --catalog my-accelerators.toml
+
   nfd-hooks write --sysfs /host-sys --features-dir /features.d --expires-in 1h
 
   nfd-hooks show --sysfs fixtures/usb/edge-node --no-devicetree --usb-class 08 --usb-class ff
@@ -40,7 +42,7 @@ app = typer.Typer(
     name="nfd-hooks",
     help="Devicetree and USB features for Node Feature Discovery's local source.\n\n"
     "Exit codes: 0 success (also on a node without a devicetree), 1 the features file "
-    "could not be written, 2 bad input (flag value, unreadable --devicetree).",
+    "could not be written, 2 bad input (flag value, unreadable --devicetree, broken --catalog).",
     epilog=EXAMPLES,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -89,6 +91,20 @@ FeaturesDirOpt = Annotated[
     Path, typer.Option("--features-dir", help="Directory NFD's local source reads (must exist).")
 ]
 NameOpt = Annotated[str, typer.Option("--name", help="File name inside --features-dir.")]
+NoAcceleratorsOpt = Annotated[
+    bool, typer.Option("--no-accelerators", help="No accelerator labels (the catalog is not read, nor PCI).")
+]
+AcceleratorPrefixOpt = Annotated[
+    str, typer.Option("--accelerator-prefix", help="Prefix of the accelerator labels <id>.present and <id>.count.")
+]
+CatalogOpt = Annotated[
+    Optional[List[Path]],
+    typer.Option(
+        "--catalog",
+        metavar="FILE",
+        help="A TOML accelerator catalog whose entries add to or replace the shipped ones (repeatable).",
+    ),
+]
 ReplayOpt = Annotated[
     Optional[Path],
     typer.Option(
@@ -149,6 +165,9 @@ def _options(
     usb_label_fields: Optional[List[str]] = None,
     usb_backend: str = "auto",
     usb_names: bool = False,
+    no_accelerators: bool = False,
+    accelerator_prefix: str = api.DEFAULT_ACCELERATOR_PREFIX,
+    catalog: Optional[List[Path]] = None,
 ) -> api.Options:
     options = api.Options(
         sysfs=sysfs,
@@ -163,6 +182,9 @@ def _options(
         usb_label_fields=tuple(usb_label_fields) if usb_label_fields else usb_source.DEFAULT_LABEL_FIELDS,
         usb_backend=usb_backend,
         usb_names=usb_names,
+        use_accelerators=not no_accelerators,
+        accelerator_prefix=accelerator_prefix,
+        catalogs=tuple(catalog or ()),
         expires_in=expires_in,
     )
     if replay is None:
@@ -208,6 +230,9 @@ def show(
     usb_class: UsbClassOpt = None,
     usb_label_fields: UsbLabelFieldsOpt = None,
     usb_backend: UsbBackendOpt = "auto",
+    no_accelerators: NoAcceleratorsOpt = False,
+    accelerator_prefix: AcceleratorPrefixOpt = api.DEFAULT_ACCELERATOR_PREFIX,
+    catalog: CatalogOpt = None,
     expires_in: ExpiresOpt = None,
     replay: ReplayOpt = None,
     output_format: Annotated[
@@ -220,6 +245,7 @@ def show(
     options = _options(
         ctx, replay, sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb,
         expires_in, usb_class, usb_label_fields, usb_backend, usb_names=output_format == "json",
+        no_accelerators=no_accelerators, accelerator_prefix=accelerator_prefix, catalog=catalog,
     )
     result = api.scan(options)
     _print_notices(result)
@@ -243,6 +269,9 @@ def write(
     usb_class: UsbClassOpt = None,
     usb_label_fields: UsbLabelFieldsOpt = None,
     usb_backend: UsbBackendOpt = "auto",
+    no_accelerators: NoAcceleratorsOpt = False,
+    accelerator_prefix: AcceleratorPrefixOpt = api.DEFAULT_ACCELERATOR_PREFIX,
+    catalog: CatalogOpt = None,
     expires_in: ExpiresOpt = None,
     replay: ReplayOpt = None,
     features_dir: FeaturesDirOpt = api.DEFAULT_FEATURES_DIR,
@@ -252,6 +281,7 @@ def write(
     options = _options(
         ctx, replay, sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb,
         expires_in, usb_class, usb_label_fields, usb_backend,
+        no_accelerators=no_accelerators, accelerator_prefix=accelerator_prefix, catalog=catalog,
     )
     target, result = api.write(options, features_dir, name)
     _print_notices(result)
@@ -273,6 +303,9 @@ def watch(
     usb_class: UsbClassOpt = None,
     usb_label_fields: UsbLabelFieldsOpt = None,
     usb_backend: UsbBackendOpt = "auto",
+    no_accelerators: NoAcceleratorsOpt = False,
+    accelerator_prefix: AcceleratorPrefixOpt = api.DEFAULT_ACCELERATOR_PREFIX,
+    catalog: CatalogOpt = None,
     expires_in: ExpiresOpt = None,
     replay: ReplayOpt = None,
     features_dir: FeaturesDirOpt = api.DEFAULT_FEATURES_DIR,
@@ -290,6 +323,7 @@ def watch(
     options = _options(
         ctx, replay, sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb,
         expires_in, usb_class, usb_label_fields, usb_backend,
+        no_accelerators=no_accelerators, accelerator_prefix=accelerator_prefix, catalog=catalog,
     )
     watcher.watch(options, features_dir, name, interval, udev=not no_uevents)
 

@@ -7,8 +7,9 @@ changed or its expiry is due for refreshing, so NFD and the API server see no
 churn. The file on disk is the state: whatever wrote it last (the one-shot
 initContainer, an earlier watcher), it is compared, not assumed.
 
-The devicetree does not change at run time and is read once at start; the
-other sources (USB, and whatever else ``api.scan`` grows) are rescanned.
+The devicetree does not change at run time and is read once at start; its
+report is handed to every rescan (``api.scan(options, devicetree)``), so the
+accelerator catalog still matches on it while USB and PCI are read afresh.
 """
 
 import select
@@ -16,7 +17,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, List, Optional, Tuple
@@ -24,6 +25,7 @@ from typing import Callable, List, Optional, Tuple
 from nfd_hooks import api
 from nfd_hooks.errors import InputError, NfdHooksError
 from nfd_hooks.features import MAX_FILE_SIZE
+from nfd_hooks.sources import SourceReport
 from nfd_hooks.writer import check_file_name, write_atomically
 
 # After a uevent, wait this long so that a device's interfaces (each with its
@@ -39,7 +41,7 @@ _EXPIRY = b"# +expiry-time="
 _EXPIRY_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 Log = Callable[[str], None]
-Scanner = Callable[[api.Options], api.Scan]
+Scanner = Callable[[api.Options, Optional[SourceReport]], api.Scan]
 
 
 def log_to_stderr(message: str) -> None:
@@ -218,9 +220,8 @@ class Watch:
         (a device torn out mid-read, a full disk) are logged once and retried.
         """
         self.check()
-        first = self.scan(self.options)
-        fixed = [report for report in first.reports if report.name == "devicetree"]
-        rescan_options = replace(self.options, use_devicetree=False)
+        first = self.scan(self.options, None)
+        devicetree = next((report for report in first.reports if report.name == "devicetree"), None)
         notices = first.notices
         for notice in notices:
             self.log(notice)
@@ -235,8 +236,7 @@ class Watch:
             if stop.is_set() or time.monotonic() < next_scan:
                 continue
             try:
-                result = self.scan(rescan_options)
-                result = api.Scan(reports=fixed + result.reports)
+                result = self.scan(self.options, devicetree)
                 if result.notices != notices:
                     notices = result.notices
                     for notice in notices:

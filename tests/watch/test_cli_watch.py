@@ -11,8 +11,11 @@ from typing import List
 import pytest
 
 from tests.conftest import DTB_DIR, run_cli
+from tests.test_cli import parse_features
 
 PI = str(DTB_DIR / "rpi-4-b.dtb")
+CORAL = str(DTB_DIR / "coral-dev-board.dtb")  # root compatible google,imx8mq-phanbell
+EDGETPU = "accelerator.feature.node.kubernetes.io/edgetpu.present"  # docs/accelerators.md
 
 
 class Watcher:
@@ -68,8 +71,13 @@ def test_signal_ends_it_within_a_second_with_exit_0(features_dir, signum):
     assert not [name for name in os.listdir(features_dir) if name.startswith(".")]
 
 
-def test_unchanged_node_leaves_the_file_untouched(features_dir):
-    watcher = Watcher(["--devicetree", PI, "--features-dir", str(features_dir), "--interval", "0.2"])
+def test_unchanged_node_leaves_the_file_untouched(features_dir, tmp_path):
+    """The Coral Dev Board: its Edge TPU label comes from the devicetree, which
+    is read once; every rescan must still see it, or the file would change."""
+    sysfs = tmp_path / "sys"
+    sysfs.mkdir()
+    args = ["--sysfs", str(sysfs), "--devicetree", CORAL, "--features-dir", str(features_dir), "--interval", "0.2"]
+    watcher = Watcher(args)
     try:
         before = (features_dir / "nfd-hooks").stat()
         time.sleep(1.5)
@@ -79,6 +87,8 @@ def test_unchanged_node_leaves_the_file_untouched(features_dir):
     after = (features_dir / "nfd-hooks").stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
     assert sum(line.startswith("nfd-hooks: wrote ") for line in watcher.log) == 1, watcher.log
+    labels = parse_features((features_dir / "nfd-hooks").read_text())
+    assert labels[EDGETPU] == "true" and labels["beta.devicetree.org/google-imx8mq-phanbell"] == "1"
 
 
 @pytest.mark.parametrize(

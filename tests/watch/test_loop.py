@@ -29,14 +29,16 @@ class Node:
         self.scans = 0
         self.failure: Optional[Exception] = None
 
-    def scan(self, options: api.Options) -> api.Scan:
+    def scan(self, options: api.Options, devicetree: Optional[SourceReport]) -> api.Scan:
         self.scans += 1
         if self.failure is not None:
             raise self.failure
         reports = []
         if options.use_devicetree:
-            self.devicetree_reads += 1
-            reports.append(SourceReport("devicetree", [Feature(PI, "1")]))
+            if devicetree is None:
+                self.devicetree_reads += 1
+                devicetree = SourceReport("devicetree", [Feature(PI, "1")])
+            reports.append(devicetree)
         reports.append(SourceReport("usb", [Feature(k, v) for k, v in self.usb.items()]))
         return api.Scan(reports)
 
@@ -116,7 +118,7 @@ def test_unchanged_node_leaves_the_file_alone(node, tmp_path, logged):
 
 
 def test_same_file_from_the_init_container_is_not_rewritten(node, tmp_path, logged):
-    written = api.render_scan(Node().scan(api.Options()), api.Options())
+    written = api.render_scan(Node().scan(api.Options(), None), api.Options())
     (tmp_path / "nfd-hooks").write_bytes(written)
     before = (tmp_path / "nfd-hooks").stat()
     running = start(node, tmp_path, logged)
