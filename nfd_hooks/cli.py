@@ -29,16 +29,20 @@ Examples:
 
   nfd-hooks show --format json --node npu
 
+  nfd-hooks show --catalog my-accelerators.toml
+
   nfd-hooks write --sysfs /host-sys --features-dir /features.d --expires-in 1h
 
   nfd-hooks show --sysfs fixtures/usb/edge-node --no-devicetree --usb-class 08 --usb-class ff
+
+  nfd-hooks watch --sysfs /host-sys --features-dir /features.d --interval 10
 """
 
 app = typer.Typer(
     name="nfd-hooks",
     help="Devicetree and USB features for Node Feature Discovery's local source.\n\n"
     "Exit codes: 0 success (also on a node without a devicetree), 1 the features file "
-    "could not be written, 2 bad input (flag value, unreadable --devicetree).",
+    "could not be written, 2 bad input (flag value, unreadable --devicetree, broken --catalog).",
     epilog=EXAMPLES,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -83,6 +87,32 @@ NoRawOpt = Annotated[
 ]
 NoDevicetreeOpt = Annotated[bool, typer.Option("--no-devicetree", help="Do not read the devicetree.")]
 NoUsbOpt = Annotated[bool, typer.Option("--no-usb", help="Do not scan USB devices.")]
+FeaturesDirOpt = Annotated[
+    Path, typer.Option("--features-dir", help="Directory NFD's local source reads (must exist).")
+]
+NameOpt = Annotated[str, typer.Option("--name", help="File name inside --features-dir.")]
+NoAcceleratorsOpt = Annotated[
+    bool, typer.Option("--no-accelerators", help="No accelerator labels (the catalog is not read, nor PCI).")
+]
+AcceleratorPrefixOpt = Annotated[
+    str, typer.Option("--accelerator-prefix", help="Prefix of the accelerator labels <id>.present and <id>.count.")
+]
+CatalogOpt = Annotated[
+    Optional[List[Path]],
+    typer.Option(
+        "--catalog",
+        metavar="FILE",
+        help="A TOML accelerator catalog whose entries add to or replace the shipped ones (repeatable).",
+    ),
+]
+ReplayOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--replay",
+        metavar="DIR",
+        help="Read a bundle written by 'capture' instead of this node (not with --sysfs or --devicetree).",
+    ),
+]
 UsbClassOpt = Annotated[
     Optional[List[str]],
     typer.Option(
@@ -120,6 +150,8 @@ ExpiresOpt = Annotated[
 
 
 def _options(
+    ctx: typer.Context,
+    replay: Optional[Path],
     sysfs: Path,
     devicetree: Optional[Path],
     node: Optional[List[str]],
@@ -133,8 +165,11 @@ def _options(
     usb_label_fields: Optional[List[str]] = None,
     usb_backend: str = "auto",
     usb_names: bool = False,
+    no_accelerators: bool = False,
+    accelerator_prefix: str = api.DEFAULT_ACCELERATOR_PREFIX,
+    catalog: Optional[List[Path]] = None,
 ) -> api.Options:
-    return api.Options(
+    options = api.Options(
         sysfs=sysfs,
         devicetree=devicetree,
         nodes=tuple(node or ()),
@@ -147,8 +182,18 @@ def _options(
         usb_label_fields=tuple(usb_label_fields) if usb_label_fields else usb_source.DEFAULT_LABEL_FIELDS,
         usb_backend=usb_backend,
         usb_names=usb_names,
+        use_accelerators=not no_accelerators,
+        accelerator_prefix=accelerator_prefix,
+        catalogs=tuple(catalog or ()),
         expires_in=expires_in,
     )
+    if replay is None:
+        return options
+    for name in ("sysfs", "devicetree"):
+        source = ctx.get_parameter_source(name)  # click's ParameterSource, vendored or not
+        if source is not None and source.name != "DEFAULT":
+            raise InputError(f"--replay reads the bundle's sysfs and devicetree; drop --{name}")
+    return api.replay_options(replay, options)
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -182,6 +227,7 @@ def main(
 
 @app.command(epilog=EXAMPLES)
 def show(
+    ctx: typer.Context,
     sysfs: SysfsOpt = Path("/sys"),
     devicetree: DevicetreeOpt = None,
     node: NodeOpt = None,
@@ -193,7 +239,11 @@ def show(
     usb_class: UsbClassOpt = None,
     usb_label_fields: UsbLabelFieldsOpt = None,
     usb_backend: UsbBackendOpt = "auto",
+    no_accelerators: NoAcceleratorsOpt = False,
+    accelerator_prefix: AcceleratorPrefixOpt = api.DEFAULT_ACCELERATOR_PREFIX,
+    catalog: CatalogOpt = None,
     expires_in: ExpiresOpt = None,
+    replay: ReplayOpt = None,
     output_format: Annotated[
         str, typer.Option("--format", help="nfd: exactly what write writes; json: also where each label came from.")
     ] = "nfd",
@@ -202,8 +252,9 @@ def show(
     if output_format not in ("nfd", "json"):
         raise typer.BadParameter(f"{output_format!r} is not one of nfd, json", param_hint="--format")
     options = _options(
-        sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb, expires_in,
-        usb_class, usb_label_fields, usb_backend, usb_names=output_format == "json",
+        ctx, replay, sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb,
+        expires_in, usb_class, usb_label_fields, usb_backend, usb_names=output_format == "json",
+        no_accelerators=no_accelerators, accelerator_prefix=accelerator_prefix, catalog=catalog,
     )
     result = api.scan(options)
     _print_notices(result)
@@ -215,6 +266,7 @@ def show(
 
 @app.command(epilog=EXAMPLES)
 def write(
+    ctx: typer.Context,
     sysfs: SysfsOpt = Path("/sys"),
     devicetree: DevicetreeOpt = None,
     node: NodeOpt = None,
@@ -226,21 +278,119 @@ def write(
     usb_class: UsbClassOpt = None,
     usb_label_fields: UsbLabelFieldsOpt = None,
     usb_backend: UsbBackendOpt = "auto",
+    no_accelerators: NoAcceleratorsOpt = False,
+    accelerator_prefix: AcceleratorPrefixOpt = api.DEFAULT_ACCELERATOR_PREFIX,
+    catalog: CatalogOpt = None,
     expires_in: ExpiresOpt = None,
-    features_dir: Annotated[
-        Path, typer.Option("--features-dir", help="Directory NFD's local source reads (must exist).")
-    ] = api.DEFAULT_FEATURES_DIR,
-    name: Annotated[str, typer.Option("--name", help="File name inside --features-dir.")] = api.DEFAULT_FILE_NAME,
+    replay: ReplayOpt = None,
+    features_dir: FeaturesDirOpt = api.DEFAULT_FEATURES_DIR,
+    name: NameOpt = api.DEFAULT_FILE_NAME,
 ) -> None:
     """Write the features file atomically into --features-dir."""
     options = _options(
-        sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb, expires_in,
-        usb_class, usb_label_fields, usb_backend,
+        ctx, replay, sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb,
+        expires_in, usb_class, usb_label_fields, usb_backend,
+        no_accelerators=no_accelerators, accelerator_prefix=accelerator_prefix, catalog=catalog,
     )
     target, result = api.write(options, features_dir, name)
     _print_notices(result)
     labels = sum(1 for f in result.features if f.label)
     print(f"nfd-hooks: wrote {one_line(str(target))} ({labels} labels)", file=sys.stderr)
+
+
+@app.command(epilog=EXAMPLES)
+def watch(
+    ctx: typer.Context,
+    sysfs: SysfsOpt = Path("/sys"),
+    devicetree: DevicetreeOpt = None,
+    node: NodeOpt = None,
+    prefix: PrefixOpt = api.DEFAULT_PREFIX,
+    include_disabled: IncludeDisabledOpt = False,
+    no_raw_features: NoRawOpt = False,
+    no_devicetree: NoDevicetreeOpt = False,
+    no_usb: NoUsbOpt = False,
+    usb_class: UsbClassOpt = None,
+    usb_label_fields: UsbLabelFieldsOpt = None,
+    usb_backend: UsbBackendOpt = "auto",
+    no_accelerators: NoAcceleratorsOpt = False,
+    accelerator_prefix: AcceleratorPrefixOpt = api.DEFAULT_ACCELERATOR_PREFIX,
+    catalog: CatalogOpt = None,
+    expires_in: ExpiresOpt = None,
+    replay: ReplayOpt = None,
+    features_dir: FeaturesDirOpt = api.DEFAULT_FEATURES_DIR,
+    name: NameOpt = api.DEFAULT_FILE_NAME,
+    interval: Annotated[
+        float, typer.Option("--interval", metavar="SECONDS", help="Rescan this often, uevents or not.")
+    ] = api.DEFAULT_INTERVAL,
+    no_uevents: Annotated[
+        bool, typer.Option("--no-uevents", help="Do not listen for USB uevents; rescan on the interval only.")
+    ] = False,
+) -> None:
+    """Write the features file, then keep it current as devices come and go (until SIGTERM)."""
+    from nfd_hooks import watch as watcher
+
+    options = _options(
+        ctx, replay, sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb,
+        expires_in, usb_class, usb_label_fields, usb_backend,
+        no_accelerators=no_accelerators, accelerator_prefix=accelerator_prefix, catalog=catalog,
+    )
+    watcher.watch(options, features_dir, name, interval, udev=not no_uevents)
+
+
+@app.command()
+def capture(
+    directory: Annotated[Path, typer.Argument(metavar="DIR", show_default=False, help="New or empty directory for the bundle.")],
+    sysfs: SysfsOpt = Path("/sys"),
+    devicetree: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--devicetree",
+            help="A DTB file, or a directory laid out like /proc/device-tree. "
+            "Default: <sysfs>/firmware/fdt when readable, else <sysfs>/firmware/devicetree/base.",
+        ),
+    ] = None,
+    with_serials: Annotated[
+        bool, typer.Option("--with-serials", help="Also capture USB serial numbers (they identify devices).")
+    ] = False,
+) -> None:
+    """Capture this node's devicetree and USB attributes into a bundle for 'show --replay'."""
+    done = api.capture(directory, sysfs, devicetree, with_serials)
+    for notice in done.notices:
+        print(f"nfd-hooks: {notice}", file=sys.stderr)
+    source = done.devicetree_from or "none"
+    print(
+        f"nfd-hooks: captured {done.directory} (devicetree from {source}, {done.usb_devices} USB devices, "
+        f"{done.size} bytes)",
+        file=sys.stderr,
+    )
+
+
+@app.command()
+def check(
+    files: Annotated[
+        List[Path],
+        typer.Argument(
+            metavar="FILE...",
+            show_default=False,
+            help="Features files; a directory stands for the files NFD reads in it.",
+        ),
+    ],
+    strict: Annotated[bool, typer.Option("--strict", help="Fail on warnings too.")] = False,
+) -> None:
+    """Report what NFD's local source would drop, skip or misread in features files.
+
+    A directory stands for the files NFD reads in it. One line per problem on stdout, FILE:LINE: message (FILE: message for the
+    whole file). Exit codes: 0 nothing wrong (warnings allowed unless --strict),
+    1 problems found, 2 a file could not be read.
+    """
+    from nfd_hooks.check import check_paths  # lazy: only this command needs it
+
+    result = check_paths(files)
+    for path, problem in result.problems:
+        print(problem.format(path))
+    for message in result.unreadable:
+        print(f"nfd-hooks: error: {message}", file=sys.stderr)
+    raise typer.Exit(result.exit_code(strict))
 
 
 def run(argv: Optional[List[str]] = None) -> int:

@@ -52,6 +52,10 @@ class BlobNode:
     def property(self, name: str) -> Optional[bytes]:
         return self._properties.get(name)
 
+    def property_names(self) -> List[str]:
+        """Every property's name (capture compares a whole blob with the live tree)."""
+        return list(self._properties)
+
 
 class _Corrupt(Exception):
     """A departure from the format; parse_blob turns it into one InputError."""

@@ -96,6 +96,7 @@ def discover(options: DevicetreeOptions) -> SourceReport:
     selected = node_name_pattern(options.nodes)
     tallies: Dict[str, _Tally] = {}
     exact: Counter = Counter()
+    exact_nodes: Dict[str, Set[str]] = {}
     skipped = []
     for path, node in walk(root):
         if path != "/":
@@ -107,6 +108,7 @@ def discover(options: DevicetreeOptions) -> SourceReport:
                 continue
         for raw in compatible_strings(node.property("compatible")):
             exact[decode(raw)] += 1
+            exact_nodes.setdefault(decode(raw), set()).add(path)
             name = label_name(raw)
             if name is None:
                 report.notices.append(f"compatible {decode(raw)!r} at {path} has no label-safe characters")
@@ -135,8 +137,19 @@ def discover(options: DevicetreeOptions) -> SourceReport:
             for name, tally in sorted(tallies.items())
         ],
         "skipped_nodes": skipped,
+        "compatible_nodes": {text: sorted(paths) for text, paths in sorted(exact_nodes.items())},
     }
     return report
+
+
+def compatible_nodes(report: SourceReport) -> Dict[str, List[str]]:
+    """Exact compatible string -> paths of the counted nodes that list it.
+
+    What other sources (the accelerator catalog) match on, so they see the same
+    nodes as the devicetree labels (selection and status filtering included)
+    without walking the tree again.
+    """
+    return report.details.get("compatible_nodes", {})
 
 
 def _raw_features(prefix: str, exact: Counter, model: Optional[str], notices: List[str]) -> List[Feature]:

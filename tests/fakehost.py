@@ -1,0 +1,122 @@
+"""Build a fake host's sysfs: a devicetree expanded as the kernel shows it, and
+USB devices laid out as the kernel lays them out.
+
+Shared by the capture tests and scripts/make-sample-node. The devicetree is
+expanded by tests/fdt_expand.py, written apart from pyfdt and the project's
+reader, so a bug in either cannot bless itself.
+"""
+
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Optional, Tuple
+
+from tests.fdt_expand import expand
+
+# Where a Raspberry Pi 4B's VL805 xHCI controller (PCIe) puts its two buses.
+PI4_XHCI = "devices/platform/scb/fd500000.pcie/pci0000:00/0000:00:00.0/0000:01:00.0"
+
+
+@dataclass
+class UsbSpec:
+    """One USB device: where it hangs, its ids and its interfaces' classes."""
+
+    name: str  # e.g. "1-1.3"; a root hub is "usbN"
+    parent: str  # its parent's directory under sysfs
+    vendor: str
+    product: str
+    device_class: str
+    interfaces: Tuple[str, ...]  # bInterfaceClass of interfaces 0, 1, ...
+    serial: Optional[str] = None
+    product_name: str = ""
+    extra: Dict[str, str] = field(default_factory=dict)
+
+    @property
+    def path(self) -> str:
+        return f"{self.parent}/{self.name}"
+
+    @property
+    def interface_prefix(self) -> str:
+        """Root hub ``usbN`` names its interfaces ``N-0:1.0``."""
+        return f"{self.name[3:]}-0" if self.name.startswith("usb") else self.name
+
+
+def descriptors(spec: UsbSpec) -> bytes:
+    """The ``descriptors`` attribute: device descriptor, then the configuration
+    with its interface descriptors (the kernel's raw copy, little endian)."""
+    device = struct.pack(
+        "<BBHBBBBHHHBBBB", 18, 1, 0x0200, int(spec.device_class, 16), 0, 0, 64,
+        int(spec.vendor, 16), int(spec.product, 16), 0x0100, 1, 2, 3 if spec.serial else 0, 1,
+    )
+    interfaces = b"".join(
+        struct.pack("<BBBBBBBBB", 9, 4, number, 0, 0, int(cls, 16), 0, 0, 0)
+        for number, cls in enumerate(spec.interfaces)
+    )
+    config = struct.pack("<BBHBBBBB", 9, 2, 9 + len(interfaces), len(spec.interfaces), 1, 0, 0x80, 250)
+    return device + config + interfaces
+
+
+def add_usb_device(sysfs: Path, spec: UsbSpec) -> None:
+    """The device's directory with its attributes (and kernel noise the scanner
+    does not read), its interface directories, and the bus/usb/devices links."""
+    device = sysfs / spec.path
+    device.mkdir(parents=True)
+    attributes = {
+        "idVendor": spec.vendor,
+        "idProduct": spec.product,
+        "bDeviceClass": spec.device_class,
+        "bConfigurationValue": "1",
+        "bNumInterfaces": f"{len(spec.interfaces):2d}",
+        "product": spec.product_name,
+        "speed": "480",
+        "uevent": f"DEVTYPE=usb_device\nPRODUCT={int(spec.vendor, 16):x}/{int(spec.product, 16):x}/100",
+        **spec.extra,
+    }
+    if spec.serial is not None:
+        attributes["serial"] = spec.serial
+    for name, value in attributes.items():
+        (device / name).write_text(value + "\n")
+    (device / "descriptors").write_bytes(descriptors(spec))
+    (device / "power").mkdir()
+    (device / "power" / "control").write_text("on\n")
+    links = sysfs / "bus" / "usb" / "devices"
+    links.mkdir(parents=True, exist_ok=True)
+    (links / spec.name).symlink_to(os.path.relpath(device, links))
+    for number, cls in enumerate(spec.interfaces):
+        name = f"{spec.interface_prefix}:1.{number}"
+        interface = device / name
+        interface.mkdir()
+        for attribute, value in (
+            ("bInterfaceClass", cls),
+            ("bInterfaceSubClass", "01"),
+            ("bInterfaceNumber", f"{number:02x}"),
+            ("bAlternateSetting", " 0"),
+        ):
+            (interface / attribute).write_text(value + "\n")
+        (links / name).symlink_to(os.path.relpath(interface, links))
+
+
+# A Raspberry Pi 4B's own USB: the VL805's root hubs and the VIA Labs hub behind them.
+PI4_HUBS = (
+    UsbSpec("usb1", PI4_XHCI, "1d6b", "0002", "09", ("09",), serial="0000:01:00.0", product_name="xHCI Host Controller"),
+    UsbSpec("1-1", f"{PI4_XHCI}/usb1", "2109", "3431", "09", ("09",), product_name="USB2.0 Hub"),
+    UsbSpec("usb2", PI4_XHCI, "1d6b", "0003", "09", ("09",), serial="0000:01:00.0", product_name="xHCI Host Controller"),
+)
+# Intel Neural Compute Stick 2 (Movidius MyriadX) in a blue USB 3 port: class 00, one vendor-specific interface.
+NCS2 = UsbSpec("2-1", f"{PI4_XHCI}/usb2", "03e7", "2485", "00", ("ff",), serial="03e72485", product_name="Movidius MyriadX")
+# Logitech C270 webcam: a composite (IAD, class ef) with UVC video (0e) and audio (01) interfaces.
+C270 = UsbSpec("1-1.3", f"{PI4_XHCI}/usb1/1-1", "046d", "0825", "ef", ("0e", "0e", "01", "01"), serial="A1B2C3D4")
+PI4_NCS2_WEBCAM = PI4_HUBS + (NCS2, C270)
+
+
+def make_host(sysfs: Path, dtb: Optional[bytes], usb: Tuple[UsbSpec, ...], with_fdt: bool = False) -> Path:
+    """A fake host's sysfs at ``sysfs``; ``with_fdt`` also writes firmware/fdt (root-only, as on a board)."""
+    if dtb is not None:
+        expand(dtb, sysfs / "firmware" / "devicetree" / "base")
+        if with_fdt:
+            (sysfs / "firmware" / "fdt").write_bytes(dtb)
+            os.chmod(sysfs / "firmware" / "fdt", 0o400)
+    for spec in usb:
+        add_usb_device(sysfs, spec)
+    return sysfs
