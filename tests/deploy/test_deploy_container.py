@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from deploytools import ROOT, debian_tool, missing, run
-from tests.fdt_expand import expand
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="containers need Linux")
 
@@ -108,7 +107,29 @@ def image(podman, base_image, tmp_path_factory):
 def _live_tree(dtb: Path, sysfs: Path) -> None:
     """Lay a DTB out as the kernel does under /sys/firmware/devicetree/base:
     a directory per node, a file per property (raw bytes), a `name` file per node."""
-    expand(dtb.read_bytes(), sysfs / "firmware" / "devicetree" / "base")
+    import struct
+
+    from pyfdt.pyfdt import FdtBlobParse, FdtNode, FdtPropertyBytes, FdtPropertyStrings, FdtPropertyWords
+
+    def lay(node, directory: Path) -> None:
+        directory.mkdir(parents=True)
+        if node.get_name() != "/":
+            (directory / "name").write_bytes(node.get_name().split("@")[0].encode() + b"\0")
+        for item in node:
+            if isinstance(item, FdtNode):
+                lay(item, directory / item.get_name())
+            elif isinstance(item, FdtPropertyStrings):
+                (directory / item.get_name()).write_bytes(b"".join(s.encode() + b"\0" for s in item.strings))
+            elif isinstance(item, FdtPropertyWords):
+                (directory / item.get_name()).write_bytes(struct.pack(f">{len(item.words)}I", *item.words))
+            elif isinstance(item, FdtPropertyBytes):
+                (directory / item.get_name()).write_bytes(bytes(b & 0xFF for b in item.bytes))
+            else:
+                (directory / item.get_name()).write_bytes(b"")
+
+    with dtb.open("rb") as stream:
+        root = FdtBlobParse(stream).to_fdt().get_rootnode()
+    lay(root, sysfs / "firmware" / "devicetree" / "base")
 
 
 def _labels(content: str) -> set:
