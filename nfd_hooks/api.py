@@ -12,6 +12,7 @@ from nfd_hooks import __version__
 from nfd_hooks.errors import InputError
 from nfd_hooks.features import Feature, merge, prefix_problem, render
 from nfd_hooks.sources import SourceReport
+from nfd_hooks.sources import accelerators as accelerator_source
 from nfd_hooks.sources import devicetree as devicetree_source
 from nfd_hooks.sources import usb as usb_source
 
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 DEFAULT_FEATURES_DIR = Path("/etc/kubernetes/node-feature-discovery/features.d")
 DEFAULT_FILE_NAME = "nfd-hooks"
 DEFAULT_PREFIX = devicetree_source.DEFAULT_PREFIX
+DEFAULT_INTERVAL = 10.0  # seconds between rescans of `watch`
+DEFAULT_ACCELERATOR_PREFIX = accelerator_source.DEFAULT_PREFIX
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,9 @@ class Options:
     usb_label_fields: Tuple[str, ...] = usb_source.DEFAULT_LABEL_FIELDS
     usb_backend: str = "auto"
     usb_names: bool = False  # usb.ids names in the JSON details
+    use_accelerators: bool = True
+    accelerator_prefix: str = DEFAULT_ACCELERATOR_PREFIX
+    catalogs: Tuple[Path, ...] = ()  # user catalog files, over the shipped one
     expires_in: Optional[timedelta] = None
 
     def devicetree_options(self) -> devicetree_source.DevicetreeOptions:
@@ -64,6 +70,11 @@ class Options:
             names=self.usb_names,
         )
 
+    def accelerator_options(self) -> accelerator_source.AcceleratorOptions:
+        return accelerator_source.AcceleratorOptions(
+            sysfs=self.sysfs, prefix=self.accelerator_prefix, catalogs=self.catalogs
+        )
+
 
 @dataclass
 class Scan:
@@ -85,6 +96,9 @@ def check_options(options: Options) -> None:
     problem = prefix_problem(options.prefix)
     if problem:
         raise InputError(f"--prefix {options.prefix!r} {problem}")
+    problem = prefix_problem(options.accelerator_prefix)
+    if problem:
+        raise InputError(f"--accelerator-prefix {options.accelerator_prefix!r} {problem}")
     for node in options.nodes:
         if not node or "/" in node:
             raise InputError(f"--node {node!r} must be a node name without '/'")
@@ -93,14 +107,30 @@ def check_options(options: Options) -> None:
     usb_source.check_options(options.usb_options())
 
 
-def scan(options: Options) -> Scan:
-    """Run every enabled source over the node."""
+def scan(options: Options, devicetree: Optional[SourceReport] = None) -> Scan:
+    """Run every enabled source over the node.
+
+    ``devicetree``: the devicetree report of an earlier scan, used instead of
+    reading the tree again (``watch`` reads it once: it does not change at run time).
+    """
     check_options(options)
     result = Scan()
+    devicetree_nodes = None
     if options.use_devicetree:
-        result.reports.append(devicetree_source.discover(options.devicetree_options()))
+        report = devicetree or devicetree_source.discover(options.devicetree_options())
+        result.reports.append(report)
+        devicetree_nodes = devicetree_source.compatible_nodes(report)
+    usb_devices = None
     if options.use_usb:
-        result.reports.append(usb_source.discover(options.usb_options()))
+        # Read once: the USB labels and the accelerator catalog share the devices.
+        usb_devices, notices, backend = usb_source.read_with_backend(options.usb_options())
+        report = usb_source.discover(options.usb_options(), usb_devices, backend)
+        report.notices[:0] = notices
+        result.reports.append(report)
+    if options.use_accelerators:
+        result.reports.append(
+            accelerator_source.discover(options.accelerator_options(), usb_devices, devicetree_nodes)
+        )
     return result
 
 
@@ -124,7 +154,11 @@ def render_json(result: Scan) -> str:
         "sources": {report.name: report.details for report in result.reports},
         "notices": result.notices,
     }
-    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    # Paths and live-tree node names keep undecodable bytes as lone surrogates
+    # (surrogateescape), which a UTF-8 stdout refuses with a traceback: they
+    # become U+FFFD, as undecodable devicetree strings do (naming.decode).
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def write(options: Options, directory: Path = DEFAULT_FEATURES_DIR, name: str = DEFAULT_FILE_NAME) -> Tuple[Path, Scan]:

@@ -29,16 +29,20 @@ Examples:
 
   nfd-hooks show --format json --node npu
 
+  nfd-hooks show --catalog my-accelerators.toml
+
   nfd-hooks write --sysfs /host-sys --features-dir /features.d --expires-in 1h
 
   nfd-hooks show --sysfs fixtures/usb/edge-node --no-devicetree --usb-class 08 --usb-class ff
+
+  nfd-hooks watch --sysfs /host-sys --features-dir /features.d --interval 10
 """
 
 app = typer.Typer(
     name="nfd-hooks",
     help="Devicetree and USB features for Node Feature Discovery's local source.\n\n"
     "Exit codes: 0 success (also on a node without a devicetree), 1 the features file "
-    "could not be written, 2 bad input (flag value, unreadable --devicetree).",
+    "could not be written, 2 bad input (flag value, unreadable --devicetree, broken --catalog).",
     epilog=EXAMPLES,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -83,6 +87,24 @@ NoRawOpt = Annotated[
 ]
 NoDevicetreeOpt = Annotated[bool, typer.Option("--no-devicetree", help="Do not read the devicetree.")]
 NoUsbOpt = Annotated[bool, typer.Option("--no-usb", help="Do not scan USB devices.")]
+FeaturesDirOpt = Annotated[
+    Path, typer.Option("--features-dir", help="Directory NFD's local source reads (must exist).")
+]
+NameOpt = Annotated[str, typer.Option("--name", help="File name inside --features-dir.")]
+NoAcceleratorsOpt = Annotated[
+    bool, typer.Option("--no-accelerators", help="No accelerator labels (the catalog is not read, nor PCI).")
+]
+AcceleratorPrefixOpt = Annotated[
+    str, typer.Option("--accelerator-prefix", help="Prefix of the accelerator labels <id>.present and <id>.count.")
+]
+CatalogOpt = Annotated[
+    Optional[List[Path]],
+    typer.Option(
+        "--catalog",
+        metavar="FILE",
+        help="A TOML accelerator catalog whose entries add to or replace the shipped ones (repeatable).",
+    ),
+]
 ReplayOpt = Annotated[
     Optional[Path],
     typer.Option(
@@ -143,6 +165,9 @@ def _options(
     usb_label_fields: Optional[List[str]] = None,
     usb_backend: str = "auto",
     usb_names: bool = False,
+    no_accelerators: bool = False,
+    accelerator_prefix: str = api.DEFAULT_ACCELERATOR_PREFIX,
+    catalog: Optional[List[Path]] = None,
 ) -> api.Options:
     options = api.Options(
         sysfs=sysfs,
@@ -157,6 +182,9 @@ def _options(
         usb_label_fields=tuple(usb_label_fields) if usb_label_fields else usb_source.DEFAULT_LABEL_FIELDS,
         usb_backend=usb_backend,
         usb_names=usb_names,
+        use_accelerators=not no_accelerators,
+        accelerator_prefix=accelerator_prefix,
+        catalogs=tuple(catalog or ()),
         expires_in=expires_in,
     )
     if replay is None:
@@ -168,9 +196,18 @@ def _options(
     return api.replay_options(replay, options)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def one_line(text: str) -> str:
+    """``text`` with control characters escaped (``\\n``): paths and node names
+    come from the node and may hold newlines, yet each message stays one line."""
+    return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
+
+
 def _print_notices(result: api.Scan) -> None:
     for notice in result.notices:
-        print(f"nfd-hooks: {notice}", file=sys.stderr)
+        print(f"nfd-hooks: {one_line(notice)}", file=sys.stderr)
 
 
 def _version(value: bool) -> None:
@@ -202,6 +239,9 @@ def show(
     usb_class: UsbClassOpt = None,
     usb_label_fields: UsbLabelFieldsOpt = None,
     usb_backend: UsbBackendOpt = "auto",
+    no_accelerators: NoAcceleratorsOpt = False,
+    accelerator_prefix: AcceleratorPrefixOpt = api.DEFAULT_ACCELERATOR_PREFIX,
+    catalog: CatalogOpt = None,
     expires_in: ExpiresOpt = None,
     replay: ReplayOpt = None,
     output_format: Annotated[
@@ -214,6 +254,7 @@ def show(
     options = _options(
         ctx, replay, sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb,
         expires_in, usb_class, usb_label_fields, usb_backend, usb_names=output_format == "json",
+        no_accelerators=no_accelerators, accelerator_prefix=accelerator_prefix, catalog=catalog,
     )
     result = api.scan(options)
     _print_notices(result)
@@ -237,22 +278,63 @@ def write(
     usb_class: UsbClassOpt = None,
     usb_label_fields: UsbLabelFieldsOpt = None,
     usb_backend: UsbBackendOpt = "auto",
+    no_accelerators: NoAcceleratorsOpt = False,
+    accelerator_prefix: AcceleratorPrefixOpt = api.DEFAULT_ACCELERATOR_PREFIX,
+    catalog: CatalogOpt = None,
     expires_in: ExpiresOpt = None,
     replay: ReplayOpt = None,
-    features_dir: Annotated[
-        Path, typer.Option("--features-dir", help="Directory NFD's local source reads (must exist).")
-    ] = api.DEFAULT_FEATURES_DIR,
-    name: Annotated[str, typer.Option("--name", help="File name inside --features-dir.")] = api.DEFAULT_FILE_NAME,
+    features_dir: FeaturesDirOpt = api.DEFAULT_FEATURES_DIR,
+    name: NameOpt = api.DEFAULT_FILE_NAME,
 ) -> None:
     """Write the features file atomically into --features-dir."""
     options = _options(
         ctx, replay, sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb,
         expires_in, usb_class, usb_label_fields, usb_backend,
+        no_accelerators=no_accelerators, accelerator_prefix=accelerator_prefix, catalog=catalog,
     )
     target, result = api.write(options, features_dir, name)
     _print_notices(result)
     labels = sum(1 for f in result.features if f.label)
-    print(f"nfd-hooks: wrote {target} ({labels} labels)", file=sys.stderr)
+    print(f"nfd-hooks: wrote {one_line(str(target))} ({labels} labels)", file=sys.stderr)
+
+
+@app.command(epilog=EXAMPLES)
+def watch(
+    ctx: typer.Context,
+    sysfs: SysfsOpt = Path("/sys"),
+    devicetree: DevicetreeOpt = None,
+    node: NodeOpt = None,
+    prefix: PrefixOpt = api.DEFAULT_PREFIX,
+    include_disabled: IncludeDisabledOpt = False,
+    no_raw_features: NoRawOpt = False,
+    no_devicetree: NoDevicetreeOpt = False,
+    no_usb: NoUsbOpt = False,
+    usb_class: UsbClassOpt = None,
+    usb_label_fields: UsbLabelFieldsOpt = None,
+    usb_backend: UsbBackendOpt = "auto",
+    no_accelerators: NoAcceleratorsOpt = False,
+    accelerator_prefix: AcceleratorPrefixOpt = api.DEFAULT_ACCELERATOR_PREFIX,
+    catalog: CatalogOpt = None,
+    expires_in: ExpiresOpt = None,
+    replay: ReplayOpt = None,
+    features_dir: FeaturesDirOpt = api.DEFAULT_FEATURES_DIR,
+    name: NameOpt = api.DEFAULT_FILE_NAME,
+    interval: Annotated[
+        float, typer.Option("--interval", metavar="SECONDS", help="Rescan this often, uevents or not.")
+    ] = api.DEFAULT_INTERVAL,
+    no_uevents: Annotated[
+        bool, typer.Option("--no-uevents", help="Do not listen for USB uevents; rescan on the interval only.")
+    ] = False,
+) -> None:
+    """Write the features file, then keep it current as devices come and go (until SIGTERM)."""
+    from nfd_hooks import watch as watcher
+
+    options = _options(
+        ctx, replay, sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb,
+        expires_in, usb_class, usb_label_fields, usb_backend,
+        no_accelerators=no_accelerators, accelerator_prefix=accelerator_prefix, catalog=catalog,
+    )
+    watcher.watch(options, features_dir, name, interval, udev=not no_uevents)
 
 
 @app.command()
@@ -338,5 +420,5 @@ def _usage_message(error: UsageProblem) -> str:
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"nfd-hooks: error: {message}", file=sys.stderr)
+    print(f"nfd-hooks: error: {one_line(message)}", file=sys.stderr)
     return code

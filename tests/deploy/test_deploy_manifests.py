@@ -233,7 +233,7 @@ def test_example_pods_select_on_our_labels():
         "beta.devicetree.org/raspberrypi-4-model-b": "1",
         "feature.node.kubernetes.io/usb-ff_03e7_2485.present": "true",
     }
-    tpu = find(docs, "Pod", "edgetpu-inference")["spec"]
+    tpu = find(docs, "Pod", "edgetpu-workload-affinity")["spec"]
     assert "nodeSelector" not in tpu
     terms = tpu["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
     keys = [[e["key"] for e in t["matchExpressions"]] for t in terms]

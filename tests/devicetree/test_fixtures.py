@@ -37,7 +37,9 @@ def expected_raw(board: str, include_disabled: bool) -> List[Feature]:
 
 
 def scan(devicetree: Path, include_disabled: bool) -> api.Scan:
-    return api.scan(api.Options(devicetree=devicetree, include_disabled=include_disabled, use_usb=False))
+    return api.scan(
+        api.Options(devicetree=devicetree, include_disabled=include_disabled, use_usb=False, use_accelerators=False)
+    )
 
 
 def test_every_board_has_expectations():
@@ -62,7 +64,7 @@ def test_raw_features_carry_the_exact_strings(board, include_disabled):
 @pytest.mark.parametrize("board,include_disabled", VARIANTS)
 def test_live_tree_and_blob_give_the_same_file(board, include_disabled, tmp_path):
     tree = expand((DTB_DIR / f"{board}.dtb").read_bytes(), tmp_path / "base")
-    options = dict(include_disabled=include_disabled, use_usb=False)
+    options = dict(include_disabled=include_disabled, use_usb=False, use_accelerators=False)
     from_blob = api.render_scan(
         api.scan(api.Options(devicetree=DTB_DIR / f"{board}.dtb", **options)), api.Options()
     )
@@ -72,7 +74,7 @@ def test_live_tree_and_blob_give_the_same_file(board, include_disabled, tmp_path
 
 def test_default_devicetree_is_the_live_tree_under_sysfs(tmp_path):
     expand((DTB_DIR / "jetson-nano.dtb").read_bytes(), tmp_path / "firmware" / "devicetree" / "base")
-    result = api.scan(api.Options(sysfs=tmp_path, use_usb=False))
+    result = api.scan(api.Options(sysfs=tmp_path, use_usb=False, use_accelerators=False))
     assert sorted(f"{f.name}={f.value}" for f in result.features if f.label) == expected_labels("jetson-nano", False)
 
 

@@ -30,14 +30,16 @@ def label_lines(output: bytes):
 
 
 def test_default_labels():
-    result = run_cli(["show", "--sysfs", str(TREE), "--no-devicetree"])
+    result = run_cli(["show", "--sysfs", str(TREE), "--no-devicetree", "--no-accelerators"])
     assert result.returncode == 0, result.stderr
     assert label_lines(result.stdout) == DEFAULT_LABELS
     assert result.stderr == b""
 
 
 def test_class_allowlist():
-    result = run_cli(["show", "--sysfs", str(TREE), "--no-devicetree", "--usb-class", "08", "--usb-class", "FF"])
+    result = run_cli(
+        ["show", "--sysfs", str(TREE), "--no-devicetree", "--no-accelerators", "--usb-class", "08", "--usb-class", "FF"]
+    )
     assert result.returncode == 0, result.stderr
     assert label_lines(result.stdout) == [
         P + "usb-08_0781_5567.present=true",
@@ -115,7 +117,7 @@ def test_json_lists_every_device():
 def test_sysfs_path_imports_neither_pyudev_nor_pyusb():
     code = (
         "import sys; from pathlib import Path; from nfd_hooks import api; "
-        f"r = api.scan(api.Options(sysfs=Path({str(TREE)!r}), use_devicetree=False)); "
+        f"r = api.scan(api.Options(sysfs=Path({str(TREE)!r}), use_devicetree=False, use_accelerators=False)); "
         "assert len(r.features) == 7; "
         "print(sorted(m for m in ('pyudev', 'usb.core', 'nfd_hooks.sources.usb.ids') if m in sys.modules))"
     )

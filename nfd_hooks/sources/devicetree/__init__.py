@@ -4,7 +4,8 @@ from nfd_hooks.sources.devicetree.source import (
     DEFAULT_NODES,
     DEFAULT_PREFIX,
     DevicetreeOptions,
+    compatible_nodes,
     discover,
 )
 
-__all__ = ["DEFAULT_NODES", "DEFAULT_PREFIX", "DevicetreeOptions", "discover"]
+__all__ = ["DEFAULT_NODES", "DEFAULT_PREFIX", "DevicetreeOptions", "compatible_nodes", "discover"]

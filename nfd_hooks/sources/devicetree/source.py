@@ -6,7 +6,9 @@ Raw features, under ``# +no-label``, keep what a label name cannot:
 ``<prefix>/model=<root model>``, so NodeFeatureRules can match them exactly.
 """
 
+import os
 import re
+import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,15 +73,16 @@ def read_devicetree(path: Path, notices: List[str]) -> Tuple[DtNode, str]:
     from nfd_hooks.sources.devicetree.blob import MAX_BLOB_SIZE, looks_like_blob, parse_blob  # live nodes have no blob
 
     try:
-        with path.open("rb") as stream:
+        # Non-blocking, and only a regular file is read: a FIFO must not hang the hook.
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as stream:
+            if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+                raise InputError(f"{path}: neither a devicetree blob file nor a devicetree directory")
             data = stream.read(MAX_BLOB_SIZE + 1)
     except OSError as error:
         raise InputError(f"{path}: cannot read devicetree: {error.strerror}") from None
     if not looks_like_blob(data):
         raise InputError(f"{path}: neither a devicetree blob nor a devicetree directory")
-    if len(data) > MAX_BLOB_SIZE:
-        raise InputError(f"{path}: over {MAX_BLOB_SIZE} bytes, too large for a devicetree blob")
-    return parse_blob(data, str(path)), "blob"
+    return parse_blob(data, str(path)), "blob"  # refuses more than MAX_BLOB_SIZE bytes
 
 
 def discover(options: DevicetreeOptions) -> SourceReport:
@@ -94,6 +97,7 @@ def discover(options: DevicetreeOptions) -> SourceReport:
     selected = node_name_pattern(options.nodes)
     tallies: Dict[str, _Tally] = {}
     exact: Counter = Counter()
+    exact_nodes: Dict[str, Set[str]] = {}
     skipped = []
     for path, node in walk(root):
         if path != "/":
@@ -105,6 +109,7 @@ def discover(options: DevicetreeOptions) -> SourceReport:
                 continue
         for raw in compatible_strings(node.property("compatible")):
             exact[decode(raw)] += 1
+            exact_nodes.setdefault(decode(raw), set()).add(path)
             name = label_name(raw)
             if name is None:
                 report.notices.append(f"compatible {decode(raw)!r} at {path} has no label-safe characters")
@@ -133,8 +138,19 @@ def discover(options: DevicetreeOptions) -> SourceReport:
             for name, tally in sorted(tallies.items())
         ],
         "skipped_nodes": skipped,
+        "compatible_nodes": {text: sorted(paths) for text, paths in sorted(exact_nodes.items())},
     }
     return report
+
+
+def compatible_nodes(report: SourceReport) -> Dict[str, List[str]]:
+    """Exact compatible string -> paths of the counted nodes that list it.
+
+    What other sources (the accelerator catalog) match on, so they see the same
+    nodes as the devicetree labels (selection and status filtering included)
+    without walking the tree again.
+    """
+    return report.details.get("compatible_nodes", {})
 
 
 def _raw_features(prefix: str, exact: Counter, model: Optional[str], notices: List[str]) -> List[Feature]:

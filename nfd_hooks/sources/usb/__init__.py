@@ -11,6 +11,7 @@ from nfd_hooks.sources.usb.source import (
     check_options,
     discover,
     read_devices,
+    read_with_backend,
 )
 
 __all__ = [
@@ -23,4 +24,5 @@ __all__ = [
     "check_options",
     "discover",
     "read_devices",
+    "read_with_backend",
 ]

@@ -174,11 +174,10 @@ def read_devices(options: UsbOptions) -> Tuple[List[UsbDevice], List[str]]:
     return devices, notices
 
 
-def discover(options: UsbOptions, devices: Optional[List[UsbDevice]] = None) -> SourceReport:
-    """USB labels for ``devices``, or for the devices the chosen backend reads."""
+def discover(options: UsbOptions, devices: Optional[List[UsbDevice]] = None, backend: str = "given") -> SourceReport:
+    """USB labels for ``devices`` (read by ``backend``), or for the devices the chosen backend reads."""
     options = check_options(options)
     report = SourceReport("usb")
-    backend = "given"
     if devices is None:
         devices, report.notices, backend = read_with_backend(options)
     entries = []

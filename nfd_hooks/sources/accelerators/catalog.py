@@ -1,0 +1,195 @@
+"""The accelerator catalog: TOML data, validated on load into ``Accelerator`` records.
+
+The shipped ``catalog.toml`` is read first; each ``--catalog FILE`` then adds
+entries or replaces those of the same id. A broken file is an InputError of one
+line, ``FILE:LINE: reason``, so a typo in a user's catalog never yields labels
+that silently match nothing.
+"""
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from nfd_hooks.errors import InputError
+
+BUILTIN_NAME = "catalog.toml"
+TOP_KEY = "accelerators"
+KINDS = ("usb", "pci", "devicetree")
+ENTRY_KEYS = ("name",) + KINDS
+# A catalog is a few kilobytes; anything far larger is not one.
+MAX_CATALOG_SIZE = 1024 * 1024
+# The label names are "<id>.present" and "<id>.count"; a label name is at most 63 characters.
+MAX_ID_LENGTH = 63 - len(".present")
+
+_ID_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
+_HEX_PAIR_RE = re.compile(r"([0-9A-Fa-f]{4}):([0-9A-Fa-f]{4})\Z")
+_TOML_POSITION_RE = re.compile(r"\s*\(at (?:line (\d+), column (\d+)|end of document)\)\Z")
+
+
+@dataclass(frozen=True)
+class Accelerator:
+    """One kind of accelerator and everything that identifies it.
+
+    ``usb`` and ``pci`` hold lowercase ``(vendor, product)`` hex pairs;
+    ``devicetree`` exact compatible strings; ``origin`` the file it came from.
+    """
+
+    id: str
+    name: str
+    usb: Tuple[Tuple[str, str], ...] = ()
+    pci: Tuple[Tuple[str, str], ...] = ()
+    devicetree: Tuple[str, ...] = ()
+    origin: str = BUILTIN_NAME
+
+
+def load_catalog(extra: Sequence[Path] = ()) -> Dict[str, Accelerator]:
+    """The shipped catalog, then each file in ``extra`` in order, by id."""
+    from importlib.resources import files
+
+    builtin = files(__package__).joinpath(BUILTIN_NAME).read_text(encoding="utf-8")
+    catalog = parse_catalog(builtin, BUILTIN_NAME)
+    for path in extra:
+        catalog.update(parse_catalog(_read(path), str(path)))
+    return catalog
+
+
+def _read(path: Path) -> str:
+    """A user's catalog file as text; every failure is one InputError line."""
+    try:
+        with path.open("rb") as stream:
+            data = stream.read(MAX_CATALOG_SIZE + 1)
+    except OSError as error:
+        raise InputError(f"{path}: cannot read catalog: {error.strerror}") from None
+    if len(data) > MAX_CATALOG_SIZE:
+        raise InputError(f"{path}: over {MAX_CATALOG_SIZE} bytes, too large for a catalog")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise InputError(f"{path}:{line}: not UTF-8 text") from None
+
+
+def parse_catalog(text: str, origin: str) -> Dict[str, Accelerator]:
+    """Parse and validate one catalog document; ``origin`` names it in errors."""
+    document = _parse_toml(text, origin)
+    unknown = sorted(set(document) - {TOP_KEY})
+    if unknown:
+        raise _error(origin, text, None, unknown[0], f"unknown top-level key {unknown[0]!r} (expected [{TOP_KEY}.<id>] tables)")
+    entries = document.get(TOP_KEY, {})
+    if not isinstance(entries, dict):
+        raise _error(origin, text, None, TOP_KEY, f"{TOP_KEY!r} must be a table of [{TOP_KEY}.<id>] entries")
+    return {ident: _entry(ident, value, origin, text) for ident, value in entries.items()}
+
+
+def _parse_toml(text: str, origin: str) -> Dict[str, Any]:
+    """TOML to a dict; a syntax error becomes ``ORIGIN:LINE: reason (column C)``."""
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        message = str(error).splitlines()[0] if str(error) else "invalid TOML"
+        match = _TOML_POSITION_RE.search(message)
+        reason = message[: match.start()] if match else message
+        if match and match.group(1):
+            line, where = int(match.group(1)), f" (column {match.group(2)})"
+        else:
+            line, where = max(1, text.count("\n") + (0 if text.endswith("\n") else 1)), ""
+        raise InputError(f"{origin}:{line}: invalid TOML: {reason}{where}") from None
+
+
+def _entry(ident: str, value: Any, origin: str, text: str) -> Accelerator:
+    """Validate one ``[accelerators.<id>]`` table."""
+    if not _ID_RE.match(ident) or len(ident) > MAX_ID_LENGTH:
+        raise _error(
+            origin, text, ident, None,
+            f"accelerator id {ident!r} must be 1 to {MAX_ID_LENGTH} of a-z, 0-9 and '-', "
+            "starting and ending with a letter or digit",
+        )
+    if not isinstance(value, dict):
+        raise _error(origin, text, ident, None, f"accelerator {ident!r} must be a table")
+    unknown = sorted(set(value) - set(ENTRY_KEYS))
+    if unknown:
+        raise _error(
+            origin, text, ident, unknown[0],
+            f"accelerator {ident!r}: unknown key {unknown[0]!r} (expected {', '.join(ENTRY_KEYS)})",
+        )
+    name = value.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise _error(origin, text, ident, "name", f"accelerator {ident!r}: 'name' must be a non-empty string")
+    usb = _pairs(value, "usb", ident, origin, text)
+    pci = _pairs(value, "pci", ident, origin, text)
+    devicetree = _strings(value, "devicetree", ident, origin, text)
+    if not (usb or pci or devicetree):
+        raise _error(origin, text, ident, None, f"accelerator {ident!r} lists no usb, pci or devicetree ids")
+    return Accelerator(ident, name.strip(), usb, pci, devicetree, origin)
+
+
+def _list(value: Mapping[str, Any], key: str, ident: str, origin: str, text: str) -> List[Any]:
+    items = value.get(key, [])
+    if not isinstance(items, list):
+        raise _error(origin, text, ident, key, f"accelerator {ident!r}: {key!r} must be a list")
+    return items
+
+
+def _pairs(value: Mapping[str, Any], key: str, ident: str, origin: str, text: str) -> Tuple[Tuple[str, str], ...]:
+    """``"vvvv:pppp"`` strings as lowercase pairs, in file order, without repeats."""
+    pairs = []
+    for item in _list(value, key, ident, origin, text):
+        match = _HEX_PAIR_RE.match(item) if isinstance(item, str) else None
+        if not match:
+            raise _error(
+                origin, text, ident, key,
+                f"accelerator {ident!r}: {key} id {item!r} is not 'vvvv:pppp' (4 hex digits each)",
+            )
+        pairs.append((match.group(1).lower(), match.group(2).lower()))
+    return tuple(dict.fromkeys(pairs))
+
+
+def _strings(value: Mapping[str, Any], key: str, ident: str, origin: str, text: str) -> Tuple[str, ...]:
+    """Exact compatible strings: non-empty, no NUL (it separates them in the blob)."""
+    strings = []
+    for item in _list(value, key, ident, origin, text):
+        if not isinstance(item, str) or not item or "\0" in item or item != item.strip():
+            raise _error(
+                origin, text, ident, key,
+                f"accelerator {ident!r}: devicetree compatible {item!r} must be a non-empty string without NUL or surrounding spaces",
+            )
+        strings.append(item)
+    return tuple(dict.fromkeys(strings))
+
+
+def _error(origin: str, text: str, ident: Optional[str], key: Optional[str], reason: str) -> InputError:
+    """``ORIGIN:LINE: reason``, LINE found by looking for the entry's table and key."""
+    return InputError(f"{origin}:{_line_of(text, ident, key)}: {reason}")
+
+
+def _line_of(text: str, ident: Optional[str], key: Optional[str]) -> int:
+    """Best-effort line of ``key`` inside ``[accelerators.<ident>]`` (or at top level).
+
+    The TOML parser gives no positions for values, so this scans the text: the
+    entry's table header, then the first ``key =`` after it; 1 if neither is found.
+    """
+    lines = text.splitlines()
+    start = 0
+    if ident is not None:
+        header = re.compile(
+            r"\s*\[\s*" + TOP_KEY + r"\s*\.\s*(" + re.escape(ident) + r"|([\"'])" + re.escape(ident) + r"\2)\s*\]"
+        )
+        found = next((n for n, line in enumerate(lines) if header.match(line)), None)
+        if found is None:
+            return 1
+        start = found
+        if key is None:
+            return found + 1
+    if key is not None:
+        assignment = re.compile(r"\s*([\"']?)" + re.escape(key) + r"\1\s*[=.]")
+        for number in range(start, len(lines)):
+            if number > start and ident is not None and lines[number].lstrip().startswith("["):
+                break
+            if assignment.match(lines[number]) or (ident is None and re.match(r"\s*\[\s*" + re.escape(key) + r"\b", lines[number])):
+                return number + 1
+    return start + 1

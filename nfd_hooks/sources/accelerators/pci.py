@@ -1,0 +1,77 @@
+"""A small PCI reader: ``<sysfs>/bus/pci/devices/*/vendor`` and ``device``.
+
+Only the two ids the catalog matches on are read, from files sysfs writes as
+``0x1e60\\n``. No library and no ``pci.ids`` lookup: names are not needed to
+match, and the reader must work in the NFD worker's minimal image.
+"""
+
+import os
+import re
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional
+
+# sysfs id files are 7 bytes; anything longer is not one.
+MAX_ID_FILE_SIZE = 64
+
+_ID_RE = re.compile(r"0x([0-9a-fA-F]{4})\Z")
+
+
+@dataclass(frozen=True, order=True)
+class PciDevice:
+    """One PCI function: its address (the sysfs entry name) and lowercase hex ids."""
+
+    address: str  # e.g. "0000:01:00.0"
+    vendor: str  # 4 hex digits
+    device: str  # 4 hex digits
+
+
+def read_pci_devices(sysfs: Path, notices: List[str]) -> List[PciDevice]:
+    """Every PCI function under ``<sysfs>/bus/pci/devices``, sorted by address.
+
+    A host without PCI has no such directory: that is an empty list, not an
+    error. An entry whose ids cannot be read is skipped with a notice.
+    """
+    root = sysfs / "bus" / "pci" / "devices"
+    try:
+        with os.scandir(root) as entries:
+            names = sorted(entry.name for entry in entries)
+    except FileNotFoundError:
+        return []
+    except OSError as error:
+        notices.append(f"skipped PCI devices: cannot list {root}: {error.strerror}")
+        return []
+    devices = []
+    for name in names:
+        vendor = _read_id(root / name / "vendor")
+        device = _read_id(root / name / "device")
+        if vendor is None or device is None:
+            notices.append(f"skipped PCI device {name}: no readable vendor and device ids")
+            continue
+        devices.append(PciDevice(name, vendor, device))
+    return devices
+
+
+def _read_id(path: Path) -> Optional[str]:
+    """The 4 hex digits of a sysfs id file, or None if it is missing or malformed.
+
+    Opened non-blocking and checked to be a regular file, so a FIFO or device
+    node planted in a fake or hostile tree cannot hang the hook.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        data = os.read(fd, MAX_ID_FILE_SIZE + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_ID_FILE_SIZE:
+        return None
+    match = _ID_RE.match(data.decode("ascii", "replace").strip())
+    return match.group(1).lower() if match else None

@@ -1,0 +1,290 @@
+"""``nfd-hooks watch``: keep the features file current as devices come and go.
+
+The one-shot ``write`` sees only what was plugged in when the pod started. The
+watcher writes the file at start, then rescans on USB uevents and every
+``interval`` seconds, and rewrites the file (atomically) only when its features
+changed or its expiry is due for refreshing, so NFD and the API server see no
+churn. The file on disk is the state: whatever wrote it last (the one-shot
+initContainer, an earlier watcher), it is compared, not assumed.
+
+The devicetree does not change at run time and is read once at start; its
+report is handed to every rescan (``api.scan(options, devicetree)``), so the
+accelerator catalog still matches on it while USB and PCI are read afresh.
+"""
+
+import select
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable, List, Optional, Tuple
+
+from nfd_hooks import api
+from nfd_hooks.errors import InputError, NfdHooksError
+from nfd_hooks.features import MAX_FILE_SIZE
+from nfd_hooks.sources import SourceReport
+from nfd_hooks.writer import check_file_name, write_atomically
+
+# After a uevent, wait this long so that a device's interfaces (each with its
+# own uevent, milliseconds apart) are in sysfs before the rescan.
+SETTLE = 0.3
+# The longest a wait blocks without looking at the stop event: SIGTERM's latency.
+TICK = 0.2
+# Never rescan more often than this for an expiry refresh (a 1 s --expires-in
+# would otherwise spin).
+MIN_REFRESH_DELAY = 1.0
+
+_EXPIRY = b"# +expiry-time="
+_EXPIRY_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+Log = Callable[[str], None]
+Scanner = Callable[[api.Options, Optional[SourceReport]], api.Scan]
+
+
+def log_to_stderr(message: str) -> None:
+    print(f"nfd-hooks: {message}", file=sys.stderr, flush=True)
+
+
+def split_expiry(content: bytes) -> Tuple[bytes, Optional[datetime]]:
+    """``content`` without its ``# +expiry-time=`` line, and that time (None if absent or unreadable)."""
+    kept, expires = [], None
+    for line in content.splitlines(keepends=True):
+        if line.startswith(_EXPIRY):
+            try:
+                stamp = line[len(_EXPIRY):].strip().decode("ascii")
+                expires = datetime.strptime(stamp, _EXPIRY_FORMAT).replace(tzinfo=timezone.utc)
+            except ValueError:  # UnicodeDecodeError is one
+                expires = None
+            continue
+        kept.append(line)
+    return b"".join(kept), expires
+
+
+def write_reason(
+    existing: Optional[bytes], new: bytes, now: datetime, expires_in: Optional[timedelta]
+) -> Optional[str]:
+    """Why ``new`` must replace ``existing`` (None: it need not).
+
+    Without an expiry the bytes decide. With one, the expiry line changes at
+    every render, so the rest decides, plus the expiry itself: it is refreshed
+    once less than half its lifetime is left, or when it is further ahead than
+    a fresh one would be (the clock went back, as on a board without an RTC
+    before NTP).
+    """
+    if existing is None:
+        return "new file"
+    if expires_in is None:
+        return None if existing == new else "features changed"
+    existing_body, expires = split_expiry(existing)
+    if existing_body != split_expiry(new)[0]:
+        return "features changed"
+    if expires is None:
+        return "expiry added"
+    left = expires - now
+    if left <= expires_in / 2 or left > expires_in:
+        return "expiry refreshed"
+    return None
+
+
+def refresh_delay(content: bytes, now: datetime, expires_in: Optional[timedelta]) -> Optional[float]:
+    """Seconds until ``content``'s expiry has half its lifetime left; None without an expiry."""
+    if expires_in is None:
+        return None
+    expires = split_expiry(content)[1]
+    if expires is None:
+        return MIN_REFRESH_DELAY
+    due = expires - expires_in / 2
+    return max(MIN_REFRESH_DELAY, (due - now).total_seconds())
+
+
+def read_existing(path: Path) -> Optional[bytes]:
+    """The current file, or None when it cannot be read (then it is rewritten)."""
+    try:
+        with path.open("rb") as stream:
+            return stream.read(MAX_FILE_SIZE + 1)
+    except OSError:
+        return None
+
+
+@dataclass
+class Sync:
+    """What one pass did: why it wrote (None: it did not), and when to look again for the expiry."""
+
+    reason: Optional[str]
+    refresh_in: Optional[float]
+
+
+def sync(result: api.Scan, options: api.Options, directory: Path, name: str, now: datetime) -> Sync:
+    """Render ``result`` and write it if the file on disk differs or its expiry is due."""
+    content = api.render_scan(result, options, now)
+    existing = read_existing(directory / name)
+    reason = write_reason(existing, content, now, options.expires_in)
+    if reason is not None:
+        write_atomically(directory, name, content)
+        existing = content
+    return Sync(reason, refresh_delay(existing or content, now, options.expires_in))
+
+
+class Events:
+    """No device events: wait out the interval (or until stopped)."""
+
+    description = "no uevents"
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+
+    def wait(self, timeout: float) -> bool:
+        """True as soon as a device event arrives; False at ``timeout`` or when stopped."""
+        self.stop.wait(timeout)
+        return False
+
+
+class Uevents(Events):
+    """USB uevents from the kernel's netlink socket, through pyudev.
+
+    The kernel group (not udevd's) is used: the kernel broadcasts device
+    uevents into every network namespace owned by the initial user namespace,
+    so a pod without hostNetwork gets them, and no udevd is needed. udevd's
+    group reaches only the host's network namespace, and libudev disables it
+    inside containers.
+    """
+
+    description = "USB uevents"
+
+    def __init__(self, stop: threading.Event) -> None:
+        super().__init__(stop)
+        import pyudev
+
+        self.monitor = pyudev.Monitor.from_netlink(pyudev.Context(), source="kernel")
+        self.monitor.filter_by("usb")
+        self.monitor.start()
+
+    def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self.stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            ready, _, _ = select.select([self.monitor], [], [], min(left, TICK))
+            if ready and self._drain():
+                return True
+        return False
+
+    def _drain(self) -> bool:
+        """Read every pending message; True if one was a USB device event (or some were lost)."""
+        seen = False
+        while True:
+            try:
+                device = self.monitor.poll(timeout=0)
+            except OSError:  # ENOBUFS: events were dropped, so something may have changed
+                return True
+            if device is None:
+                return seen
+            seen = True
+
+
+def open_events(stop: threading.Event, udev: bool, log: Log) -> Events:
+    """The uevent source when asked for and available, else interval polling alone."""
+    if udev:
+        try:
+            return Uevents(stop)
+        except (ImportError, OSError) as error:  # no libudev, netlink refused
+            log(f"no USB uevents ({' '.join(str(error).split()) or type(error).__name__}); rescanning on the interval only")
+    return Events(stop)
+
+
+@dataclass
+class Watch:
+    """The loop's configuration; ``scan`` is ``api.scan`` except in tests."""
+
+    options: api.Options
+    directory: Path
+    name: str
+    interval: float = api.DEFAULT_INTERVAL
+    scan: Scanner = api.scan
+    log: Log = log_to_stderr
+
+    def check(self) -> None:
+        """Bad flags fail at start (exit 2), like ``write``'s."""
+        if not self.interval > 0:
+            raise InputError(f"--interval {self.interval!r} must be a positive number of seconds")
+        check_file_name(self.name)
+
+    def run(self, stop: threading.Event, events: Events) -> None:
+        """Write the file, then keep it current until ``stop`` is set.
+
+        Errors at start propagate (the pod restarts and shows them); later ones
+        (a device torn out mid-read, a full disk) are logged once and retried.
+        """
+        self.check()
+        first = self.scan(self.options, None)
+        devicetree = next((report for report in first.reports if report.name == "devicetree"), None)
+        notices = first.notices
+        for notice in notices:
+            self.log(notice)
+        delay = self._sync(first)
+        self.log(f"watching {self.directory / self.name}: {events.description}, rescan every {self.interval:g} s")
+        failure = None
+        next_scan = time.monotonic() + delay
+        while not stop.is_set():
+            if events.wait(max(0.0, next_scan - time.monotonic())):
+                next_scan = min(next_scan, time.monotonic() + SETTLE)
+                continue
+            if stop.is_set() or time.monotonic() < next_scan:
+                continue
+            try:
+                result = self.scan(self.options, devicetree)
+                if result.notices != notices:
+                    notices = result.notices
+                    for notice in notices:
+                        self.log(notice)
+                delay = self._sync(result)
+                if failure is not None:
+                    self.log("rescan works again")
+                failure = None
+            except (NfdHooksError, OSError) as error:
+                message = str(error) if isinstance(error, NfdHooksError) else f"{error.strerror or error}"
+                if message != failure:
+                    self.log(f"rescan failed, retrying every {self.interval:g} s: {message}")
+                failure = message
+                delay = self.interval
+            next_scan = time.monotonic() + delay
+
+    def _sync(self, result: api.Scan) -> float:
+        """Sync the file; seconds until the next rescan."""
+        done = sync(result, self.options, self.directory, self.name, datetime.now(timezone.utc))
+        if done.reason is not None:
+            labels = sum(1 for f in result.features if f.label)
+            self.log(f"wrote {self.directory / self.name} ({labels} labels; {done.reason})")
+        if done.refresh_in is None:
+            return self.interval
+        return min(self.interval, done.refresh_in)
+
+
+def stop_on_signals(stop: threading.Event) -> Callable[[], None]:
+    """Make SIGTERM and SIGINT set ``stop``; return a function restoring the old handlers."""
+    signals: List[signal.Signals] = [signal.SIGTERM, signal.SIGINT]
+    previous = {number: signal.getsignal(number) for number in signals}
+    for number in signals:
+        signal.signal(number, lambda *_: stop.set())
+
+    def restore() -> None:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+    return restore
+
+
+def watch(options: api.Options, directory: Path, name: str, interval: float, udev: bool = True) -> None:
+    """``nfd-hooks watch``: run until SIGTERM or SIGINT, then return normally (exit 0)."""
+    watcher = Watch(options, directory, name, interval)
+    watcher.check()
+    stop = threading.Event()
+    restore = stop_on_signals(stop)
+    try:
+        watcher.run(stop, open_events(stop, udev, watcher.log))
+    finally:
+        restore()
