@@ -82,9 +82,10 @@ class _Faults:
             self._remove("listing", None)
         return names
 
-    def read_attribute(self, path, *args):
-        self._remove(os.path.basename(path), Path(path))
-        return self._read_attribute(path, *args)
+    def read_attribute(self, path, *args, directory=None):
+        full = Path(directory.path, path) if directory else Path(path)  # relative to an open device directory
+        self._remove(full.name, full)
+        return self._read_attribute(path, *args, directory=directory)
 
     def _remove(self, trigger: str, path) -> None:
         for directory in self.vanish.get(trigger, []):

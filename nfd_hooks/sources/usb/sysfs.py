@@ -36,7 +36,7 @@ class Unreadable(Exception):
     """An attribute exists but cannot be read (permissions, I/O error)."""
 
 
-def read_attribute(path: str, limit: int = _MAX_TEXT, directory: Optional["Directory"] = None) -> Optional[bytes]:
+def read_attribute(path: str, limit: int = _MAX_TEXT, *, directory: Optional["Directory"] = None) -> Optional[bytes]:
     """The attribute's bytes; None when absent (or the device vanished meanwhile).
 
     ``path`` is relative to ``directory`` when one is given. Opened non-blocking
@@ -151,7 +151,7 @@ def _read_device_in(directory: Directory, name: str, notices: List[str]) -> Opti
     interfaces = _read_interfaces(directory, name, notices)
     descriptors = None
     if not has_interface_classes(interfaces):
-        descriptors = read_attribute("descriptors", MAX_DESCRIPTORS_SIZE, directory)
+        descriptors = read_attribute("descriptors", MAX_DESCRIPTORS_SIZE, directory=directory)
     return UsbDevice(
         bus_path=name,
         vendor=vendor,
