@@ -27,6 +27,26 @@ def require_tool(name: str) -> str:
     pytest.skip(message)
 
 
+# What Go's strings.TrimSpace trims (unicode.IsSpace), as NFD does to each line.
+GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
+
+
+def labels_of(content: bytes) -> dict:
+    """The labels NFD's local source reads from ``content`` (raw features excluded),
+    read here independently of nfd_hooks.check."""
+    labels, raw_next = {}, False
+    for line in content.decode("utf-8").split("\n"):  # bytes.Split on "\n" in local.go
+        line = line.strip(GO_SPACE)
+        if line == "# +no-label":
+            raw_next = True
+        elif line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            if not raw_next:
+                labels[name] = value
+            raw_next = False
+    return labels
+
+
 def run_cli(args: List[str], cwd: Optional[Path] = None, **kwargs) -> subprocess.CompletedProcess:
     """Run ``nfd-hooks`` as a separate process, exactly as a user would."""
     return subprocess.run(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nfd_hooks.features import label_problem
-from tests.conftest import DTB_DIR, ROOT, require_tool, run_cli
+from tests.conftest import DTB_DIR, ROOT, labels_of, require_tool, run_cli
 from tests.fdt_expand import expand
 
 PI = str(DTB_DIR / "rpi-4-b.dtb")
@@ -20,21 +20,6 @@ def assert_one_line_error(done, code):
     assert "Traceback" not in stderr
     assert len(stderr.strip().splitlines()) == 1, stderr
     assert stderr.startswith("nfd-hooks: error: ")
-
-
-def parse_features(content: str):
-    """Label lines of a features file as NFD's local source reads them."""
-    labels, raw_next = {}, False
-    for line in content.splitlines():
-        line = line.strip()
-        if line == "# +no-label":
-            raw_next = True
-        elif line and not line.startswith("#"):
-            name, _, value = line.partition("=")
-            if not raw_next:
-                labels[name] = value
-            raw_next = False
-    return labels
 
 
 def test_show_prints_exactly_what_write_writes(tmp_path):
@@ -62,7 +47,7 @@ def test_node_without_devicetree_or_usb_still_gets_a_valid_file(tmp_path):
     assert "no devicetree" in done.stderr.decode()
     content = (out / "nfd-hooks").read_text()
     assert content.startswith("# Written by nfd-hooks")
-    assert all(label_problem(k, v) is None for k, v in parse_features(content).items())
+    assert all(label_problem(k, v) is None for k, v in labels_of(content.encode()).items())
 
 
 def test_write_on_this_machine_exits_zero(tmp_path):

@@ -20,9 +20,7 @@ from hypothesis import settings
 from nfd_hooks import api
 from nfd_hooks.errors import InputError, NfdHooksError, OutputError
 from nfd_hooks.features import MAX_FILE_SIZE, label_problem
-
-# What Go's strings.TrimSpace trims (unicode.IsSpace), as NFD does to each line.
-GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
+from tests.conftest import labels_of
 
 # Cases checked per test, reported at the end of the run (conftest).
 CASES: Counter = Counter()
@@ -44,21 +42,6 @@ def scaled(divisor: int) -> settings:
 
 def count(test: str) -> None:
     CASES[test] += 1
-
-
-def labels_of(content: bytes) -> dict:
-    """The labels NFD's local source reads from ``content`` (raw features excluded)."""
-    labels, raw_next = {}, False
-    for line in content.decode("utf-8").split("\n"):  # bytes.Split on "\n" in local.go
-        line = line.strip(GO_SPACE)
-        if line == "# +no-label":
-            raw_next = True
-        elif line and not line.startswith("#"):
-            name, _, value = line.partition("=")
-            if not raw_next:
-                labels[name] = value
-            raw_next = False
-    return labels
 
 
 def check_error(error: NfdHooksError) -> None:
