@@ -11,7 +11,7 @@ from typing import List
 import pytest
 
 from tests.conftest import DTB_DIR, run_cli
-from tests.test_cli import parse_features
+from tests.conftest import labels_of
 
 PI = str(DTB_DIR / "rpi-4-b.dtb")
 CORAL = str(DTB_DIR / "coral-dev-board.dtb")  # root compatible google,imx8mq-phanbell
@@ -87,7 +87,7 @@ def test_unchanged_node_leaves_the_file_untouched(features_dir, tmp_path):
     after = (features_dir / "nfd-hooks").stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
     assert sum(line.startswith("nfd-hooks: wrote ") for line in watcher.log) == 1, watcher.log
-    labels = parse_features((features_dir / "nfd-hooks").read_text())
+    labels = labels_of((features_dir / "nfd-hooks").read_bytes())
     assert labels[EDGETPU] == "true" and labels["beta.devicetree.org/google-imx8mq-phanbell"] == "1"
 
 

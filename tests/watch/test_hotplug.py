@@ -16,7 +16,7 @@ from typing import Callable
 import pytest
 
 from tests.conftest import FIXTURES
-from tests.test_cli import parse_features
+from tests.conftest import labels_of
 from tests.watch.test_cli_watch import Watcher
 
 EDGE_NODE = FIXTURES / "usb" / "edge-node"
@@ -72,7 +72,7 @@ def test_plugged_then_pulled_device_within_3_seconds_each(tree, tmp_path):
     target = features_dir / "nfd-hooks"
 
     def labels():
-        return parse_features(target.read_text())
+        return labels_of(target.read_bytes())
 
     watcher = Watcher(
         ["--sysfs", str(tree.root), "--no-devicetree", "--no-uevents", "--features-dir", str(features_dir), "--interval", "1"]

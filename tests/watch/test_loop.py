@@ -13,7 +13,7 @@ from nfd_hooks.errors import InputError
 from nfd_hooks.features import Feature
 from nfd_hooks.sources import SourceReport
 from nfd_hooks.watch import Events, Watch, split_expiry
-from tests.test_cli import parse_features
+from tests.conftest import labels_of
 
 INTERVAL = 0.1
 PI = "beta.devicetree.org/brcm-bcm2711"
@@ -90,7 +90,7 @@ def start(node: Node, directory: Path, logged: List[str], **options) -> Running:
 
 
 def labels(directory: Path) -> Dict[str, str]:
-    return parse_features((directory / "nfd-hooks").read_text())
+    return labels_of((directory / "nfd-hooks").read_bytes())
 
 
 def test_device_appears_and_goes_within_two_intervals(node, tmp_path, logged):

@@ -14,7 +14,7 @@ from typing import Iterator, List
 import pytest
 
 from tests.conftest import FIXTURES, SHARED, require_tool
-from tests.test_cli import parse_features
+from tests.conftest import labels_of
 from tests.watch.test_cli_watch import Watcher
 from tests.watch.test_hotplug import NCS2, NCS2_LABELS, within
 
@@ -123,13 +123,13 @@ def test_uevents_rescan_long_before_the_interval(testbed, tmp_path):
     watcher = Watcher(args, env=testbed.env)
     try:
         assert watcher.log[-1].endswith("USB uevents, rescan every 60 s"), watcher.log
-        assert parse_features(target.read_text()) == {}
+        assert labels_of(target.read_bytes()) == {}
         testbed.send(f"add {EDGE_NODE}")
-        within(3, lambda: NCS2 in parse_features(target.read_text()))
-        with_ncs2 = parse_features(target.read_text())
+        within(3, lambda: NCS2 in labels_of(target.read_bytes()))
+        with_ncs2 = labels_of(target.read_bytes())
         testbed.send(f"unplug {NCS2_SYSPATH}")
-        within(3, lambda: NCS2 not in parse_features(target.read_text()))
-        assert parse_features(target.read_text()) == {k: v for k, v in with_ncs2.items() if k not in NCS2_LABELS}
+        within(3, lambda: NCS2 not in labels_of(target.read_bytes()))
+        assert labels_of(target.read_bytes()) == {k: v for k, v in with_ncs2.items() if k not in NCS2_LABELS}
         assert watcher.stop() < 1.0
     finally:
         watcher.kill()
