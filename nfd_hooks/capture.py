@@ -18,7 +18,6 @@ import json
 import os
 import platform
 import shutil
-import stat
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -27,6 +26,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from nfd_hooks import __version__
 from nfd_hooks.errors import InputError, OutputError
+from nfd_hooks.safe_read import read_regular_file
 from nfd_hooks.sources.devicetree.blob import MAX_BLOB_SIZE, BlobNode, looks_like_blob, parse_blob
 from nfd_hooks.sources.usb.sysfs import DEVICE_ATTRIBUTES, INTERFACE_ATTRIBUTES
 
@@ -218,25 +218,9 @@ def _checked_blob(path: Path, required: bool) -> Optional[bytes]:
 def _read_regular(path: Path, limit: int) -> Optional[bytes]:
     """Up to ``limit`` bytes of a regular file (never a FIFO or a symlink); None if it cannot be read."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+        return read_regular_file(str(path), limit, follow_symlinks=False)
     except OSError:
         return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        chunks = []
-        remaining = limit
-        while remaining > 0:
-            chunk = os.read(fd, min(remaining, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            remaining -= len(chunk)
-        return b"".join(chunks)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 # ---------------------------------------------------------------- USB

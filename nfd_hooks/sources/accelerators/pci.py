@@ -7,10 +7,11 @@ match, and the reader must work in the NFD worker's minimal image.
 
 import os
 import re
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
+
+from nfd_hooks.safe_read import read_regular_file
 
 # sysfs id files are 7 bytes; anything longer is not one.
 MAX_ID_FILE_SIZE = 64
@@ -60,17 +61,9 @@ def _read_id(path: Path) -> Optional[str]:
     node planted in a fake or hostile tree cannot hang the hook.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        data = read_regular_file(str(path), MAX_ID_FILE_SIZE + 1)
     except OSError:
         return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        data = os.read(fd, MAX_ID_FILE_SIZE + 1)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
     if len(data) > MAX_ID_FILE_SIZE:
         return None
     match = _ID_RE.match(data.decode("ascii", "replace").strip())

@@ -6,9 +6,7 @@ Raw features, under ``# +no-label``, keep what a label name cannot:
 ``<prefix>/model=<root model>``, so NodeFeatureRules can match them exactly.
 """
 
-import os
 import re
-import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +14,7 @@ from typing import Dict, List, Optional, Pattern, Sequence, Set, Tuple
 
 from nfd_hooks.errors import InputError
 from nfd_hooks.features import Feature, raw_feature_problem
+from nfd_hooks.safe_read import NotARegularFile, read_regular_file
 from nfd_hooks.sources import SourceReport
 from nfd_hooks.sources.devicetree.naming import decode, label_name
 from nfd_hooks.sources.devicetree.tree import DtNode, open_live_tree, walk
@@ -73,11 +72,9 @@ def read_devicetree(path: Path, notices: List[str]) -> Tuple[DtNode, str]:
     from nfd_hooks.sources.devicetree.blob import MAX_BLOB_SIZE, looks_like_blob, parse_blob  # live nodes have no blob
 
     try:
-        # Non-blocking, and only a regular file is read: a FIFO must not hang the hook.
-        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as stream:
-            if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
-                raise InputError(f"{path}: neither a devicetree blob file nor a devicetree directory")
-            data = stream.read(MAX_BLOB_SIZE + 1)
+        data = read_regular_file(str(path), MAX_BLOB_SIZE + 1)
+    except NotARegularFile:
+        raise InputError(f"{path}: neither a devicetree blob file nor a devicetree directory") from None
     except OSError as error:
         raise InputError(f"{path}: cannot read devicetree: {error.strerror}") from None
     if not looks_like_blob(data):

@@ -6,8 +6,9 @@ reader lists directories and opens only the properties asked for.
 """
 
 import os
-import stat
 from typing import Iterator, List, Optional, Protocol, Tuple
+
+from nfd_hooks.safe_read import NotARegularFile, read_regular_file
 
 # The largest property we read. Real compatible/model/status values are tens of
 # bytes; a bigger file in a live tree is hostile or torn, and is skipped.
@@ -73,21 +74,12 @@ class FsNode:
     def property(self, name: str) -> Optional[bytes]:
         path = os.path.join(self._directory, name)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
-        except FileNotFoundError:
+            data = read_regular_file(path, MAX_PROPERTY_SIZE + 1, follow_symlinks=False)
+        except (FileNotFoundError, NotARegularFile):
             return None
         except OSError as error:
             self._notices.append(f"skipped unreadable devicetree property {path}: {error.strerror}")
             return None
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                return None
-            data = os.read(fd, MAX_PROPERTY_SIZE + 1)
-        except OSError as error:
-            self._notices.append(f"skipped unreadable devicetree property {path}: {error.strerror}")
-            return None
-        finally:
-            os.close(fd)
         if len(data) > MAX_PROPERTY_SIZE:
             self._notices.append(f"skipped devicetree property {path}: over {MAX_PROPERTY_SIZE} bytes")
             return None

@@ -8,9 +8,9 @@ one.
 
 import errno
 import os
-import stat
 from typing import Dict, List, Optional, Tuple
 
+from nfd_hooks.safe_read import read_regular_file
 from nfd_hooks.sources.usb.descriptors import MAX_DESCRIPTORS_SIZE
 from nfd_hooks.sources.usb.model import (
     UsbDevice,
@@ -44,27 +44,11 @@ def read_attribute(path: str, limit: int = _MAX_TEXT, *, directory: Optional["Di
     captured tree cannot hang the hook.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=directory.fd if directory else None)
+        return read_regular_file(path, limit, dir_fd=directory.fd if directory else None)
     except OSError as error:
         if error.errno in _GONE:
             return None
         raise Unreadable(f"{_shown(path, directory)}: {error.strerror}") from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise Unreadable(f"{_shown(path, directory)}: not a regular file")
-        chunks = []
-        size = 0
-        while size < limit:
-            chunk = os.read(fd, limit - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        return b"".join(chunks)
-    except OSError as error:
-        raise Unreadable(f"{_shown(path, directory)}: {error.strerror}") from None
-    finally:
-        os.close(fd)
 
 
 class Directory:
