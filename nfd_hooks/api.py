@@ -3,10 +3,10 @@
 Tests and other tools call these directly; nothing here prints or exits.
 """
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Tuple
 
 from nfd_hooks import __version__
 from nfd_hooks.errors import InputError
@@ -26,9 +26,11 @@ DEFAULT_INTERVAL = 10.0  # seconds between rescans of `watch`
 DEFAULT_ACCELERATOR_PREFIX = accelerator_source.DEFAULT_PREFIX
 
 
-@dataclass(frozen=True)
-class Options:
-    """Everything that decides what a node's features are."""
+class Options(NamedTuple):
+    """Everything that decides what a node's features are.
+
+    A NamedTuple for start-up time (see ``nfd_hooks.features.Feature``).
+    """
 
     sysfs: Path = Path("/sys")
     devicetree: Optional[Path] = None  # None: the live tree under <sysfs>
@@ -181,7 +183,7 @@ def replay_options(bundle: Path, options: Options) -> Options:
     if options.usb_backend not in ("auto", "sysfs"):
         raise InputError(f"--replay reads USB devices from the bundle's files; drop --usb-backend {options.usb_backend}")
     opened = open_bundle(bundle)
-    return replace(options, sysfs=opened.sysfs, devicetree=opened.devicetree, usb_backend="sysfs")
+    return options._replace(sysfs=opened.sysfs, devicetree=opened.devicetree, usb_backend="sysfs")
 
 
 def capture(

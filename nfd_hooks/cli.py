@@ -50,12 +50,13 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?\Z")
+# Compiled on first use (re caches it), not at import: most runs have no --expires-in.
+_DURATION = r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?\Z"
 
 
 def parse_duration(text: str) -> timedelta:
     """``90s``, ``15m``, ``1h30m``, ``2d``: Go-like durations, without fractions."""
-    match = _DURATION.match(text.strip())
+    match = re.match(_DURATION, text.strip())
     if not text.strip() or not match or not any(match.groups()):
         raise typer.BadParameter(f"{text!r} is not a duration like 90s, 15m, 1h30m or 2d")
     days, hours, minutes, seconds = (int(g or 0) for g in match.groups())

@@ -70,7 +70,7 @@ def test_our_recording_matches_our_tree():
     """The recording and the sysfs tree describe the same devices (one generator, two layouts)."""
     devices, _ = read_tree(str(FIXTURES / "usb" / "edge-node"))
     replayed = probe(OURS, "--usb-label-fields", "class,vendor,device,serial")["sysfs"]["devices"]
-    assert replayed == json.loads(json.dumps([list(d.__dict__.values()) for d in devices]))
+    assert replayed == json.loads(json.dumps([list(d) for d in devices]))
     assert len(replayed) == 10
 
 

@@ -140,7 +140,7 @@ def test_failing_backend_falls_back_to_sysfs(host, monkeypatch):
     tree = Path(__file__).resolve().parents[2] / "fixtures" / "usb" / "edge-node"
     monkeypatch.setattr(source, "LIVE_SYSFS", tree)
 
-    def broken():
+    def broken(with_serial):
         raise OSError("libudev.so.1: cannot open shared object file")
 
     monkeypatch.setattr(udev, "read_devices", broken)

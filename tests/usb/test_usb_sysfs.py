@@ -31,6 +31,19 @@ def test_fixture_tree_devices():
     assert notices == []
 
 
+def test_serials_are_read_only_when_asked(tmp_path):
+    """Without the serial label field no serial file is opened: an unreadable one is no notice."""
+    copy = tmp_path / "sys"
+    shutil.copytree(TREE, copy, symlinks=True)
+    for serial in (copy / "devices").rglob("serial"):
+        serial.unlink()
+        serial.mkdir()  # reading this would skip the device with a notice
+    devices, notices = read_devices(str(copy), with_serial=False)
+    assert devices == [device._replace(serial=None) for device in EXPECTED]
+    assert notices == []
+    assert read_devices(str(TREE), with_serial=False)[0] == [device._replace(serial=None) for device in EXPECTED]
+
+
 def test_fixture_tree_is_kernel_shaped():
     links = TREE / "bus" / "usb" / "devices"
     for entry in links.iterdir():

@@ -7,9 +7,8 @@ that silently match nothing.
 """
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from nfd_hooks.errors import InputError
 
@@ -24,15 +23,16 @@ MAX_ID_LENGTH = 63 - len(".present")
 
 _ID_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
 _HEX_PAIR_RE = re.compile(r"([0-9A-Fa-f]{4}):([0-9A-Fa-f]{4})\Z")
-_TOML_POSITION_RE = re.compile(r"\s*\(at (?:line (\d+), column (\d+)|end of document)\)\Z")
+# Compiled on first use (re caches it): only a broken catalog needs it.
+_TOML_POSITION = r"\s*\(at (?:line (\d+), column (\d+)|end of document)\)\Z"
 
 
-@dataclass(frozen=True)
-class Accelerator:
+class Accelerator(NamedTuple):
     """One kind of accelerator and everything that identifies it.
 
     ``usb`` and ``pci`` hold lowercase ``(vendor, product)`` hex pairs;
     ``devicetree`` exact compatible strings; ``origin`` the file it came from.
+    A NamedTuple for start-up time (see ``nfd_hooks.features.Feature``).
     """
 
     id: str
@@ -92,7 +92,7 @@ def _parse_toml(text: str, origin: str) -> Dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         message = str(error).splitlines()[0] if str(error) else "invalid TOML"
-        match = _TOML_POSITION_RE.search(message)
+        match = re.search(_TOML_POSITION, message)
         reason = message[: match.start()] if match else message
         if match and match.group(1):
             line, where = int(match.group(1)), f" (column {match.group(2)})"

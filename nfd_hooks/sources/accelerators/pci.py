@@ -7,9 +7,8 @@ match, and the reader must work in the NFD worker's minimal image.
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
+from typing import List, NamedTuple, Optional
 
 from nfd_hooks.safe_read import read_regular_file
 
@@ -19,9 +18,11 @@ MAX_ID_FILE_SIZE = 64
 _ID_RE = re.compile(r"0x([0-9a-fA-F]{4})\Z")
 
 
-@dataclass(frozen=True, order=True)
-class PciDevice:
-    """One PCI function: its address (the sysfs entry name) and lowercase hex ids."""
+class PciDevice(NamedTuple):
+    """One PCI function: its address (the sysfs entry name) and lowercase hex ids.
+
+    A NamedTuple for start-up time (see ``nfd_hooks.features.Feature``).
+    """
 
     address: str  # e.g. "0000:01:00.0"
     vendor: str  # 4 hex digits

@@ -15,7 +15,7 @@ added: ``n = usb + max(pci, devicetree)``.
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from nfd_hooks.features import Feature
 from nfd_hooks.sources import SourceReport
@@ -26,9 +26,11 @@ from nfd_hooks.sources.usb.model import UsbDevice
 DEFAULT_PREFIX = "accelerator.feature.node.kubernetes.io"
 
 
-@dataclass(frozen=True)
-class AcceleratorOptions:
-    """``catalogs`` are the user's files, applied in order over the shipped catalog."""
+class AcceleratorOptions(NamedTuple):
+    """``catalogs`` are the user's files, applied in order over the shipped catalog.
+
+    A NamedTuple for start-up time (see ``nfd_hooks.features.Feature``).
+    """
 
     sysfs: Path = Path("/sys")
     prefix: str = DEFAULT_PREFIX

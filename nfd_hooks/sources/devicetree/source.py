@@ -10,7 +10,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Pattern, Sequence, Set, Tuple
+from typing import Dict, List, NamedTuple, Optional, Pattern, Sequence, Set, Tuple
 
 from nfd_hooks.errors import InputError
 from nfd_hooks.features import Feature, raw_feature_problem
@@ -24,9 +24,11 @@ DEFAULT_PREFIX = "beta.devicetree.org"
 ENABLED_STATUSES = (b"okay", b"ok")
 
 
-@dataclass(frozen=True)
-class DevicetreeOptions:
-    """``path`` is a DTB or a live-tree directory; ``required`` when the user named it."""
+class DevicetreeOptions(NamedTuple):
+    """``path`` is a DTB or a live-tree directory; ``required`` when the user named it.
+
+    A NamedTuple for start-up time (see ``nfd_hooks.features.Feature``).
+    """
 
     path: Path
     required: bool = False

@@ -22,7 +22,7 @@ def bus_path(bus: int, ports: Optional[Tuple[int, ...]], address: int) -> str:
     return f"usb{bus}" if address == 1 else f"usb{bus}-dev{address}"
 
 
-def read_devices(with_serial: bool) -> Tuple[List[UsbDevice], List[str]]:
+def read_devices(with_serial: bool = True) -> Tuple[List[UsbDevice], List[str]]:
     """Every device libusb enumerates, and notices.
 
     The serial number needs a control transfer (opening the device), so it is

@@ -7,15 +7,16 @@ backends that read sysfs attributes (plain files and pyudev).
 """
 
 import re
-from dataclasses import dataclass
-from typing import Dict, Iterable, Optional, Tuple
+from typing import Dict, Iterable, NamedTuple, Optional, Tuple
 
 from nfd_hooks.sources.usb.descriptors import interface_classes_by_configuration
 
 
-@dataclass(frozen=True, order=True)
-class UsbDevice:
-    """One USB device: ids and classes as lowercase hex, as NFD writes them."""
+class UsbDevice(NamedTuple):
+    """One USB device: ids and classes as lowercase hex, as NFD writes them.
+
+    Sorted by bus path first. A NamedTuple for start-up time (see ``Feature``).
+    """
 
     bus_path: str  # the sysfs device name, e.g. "1-1.2" or "usb1"
     vendor: str  # idVendor, 4 hex digits

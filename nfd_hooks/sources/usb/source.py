@@ -11,9 +11,8 @@ captures often lack.
 import importlib.util
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 from nfd_hooks.errors import InputError
 from nfd_hooks.features import Feature
@@ -35,9 +34,11 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _MAX_NAME = 63
 
 
-@dataclass(frozen=True)
-class UsbOptions:
-    """What decides the USB labels: where and how to read, which classes, which fields."""
+class UsbOptions(NamedTuple):
+    """What decides the USB labels: where and how to read, which classes, which fields.
+
+    A NamedTuple for start-up time (see ``nfd_hooks.features.Feature``).
+    """
 
     sysfs: Path = LIVE_SYSFS
     allowlist: Tuple[str, ...] = DEFAULT_ALLOWLIST
@@ -143,16 +144,17 @@ def read_with_backend(options: UsbOptions) -> Tuple[List[UsbDevice], List[str], 
     """Devices, notices and the backend that read them; udev or libusb failing falls back to sysfs."""
     options = check_options(options)
     backend = choose_backend(options)
+    with_serial = "serial" in options.label_fields
     if backend != "sysfs":
         try:
             if backend == "udev":
                 from nfd_hooks.sources.usb import udev
 
-                devices, notices = udev.read_devices()
+                devices, notices = udev.read_devices(with_serial)
             else:
                 from nfd_hooks.sources.usb import libusb
 
-                devices, notices = libusb.read_devices("serial" in options.label_fields)
+                devices, notices = libusb.read_devices(with_serial)
             return devices, notices, backend
         except (ImportError, OSError, ValueError, LookupError) as error:
             fallback = f"USB backend {backend} failed ({' '.join(str(error).split()) or type(error).__name__}); read sysfs instead"
@@ -165,7 +167,7 @@ def read_with_backend(options: UsbOptions) -> Tuple[List[UsbDevice], List[str], 
 def _read_sysfs(options: UsbOptions) -> Tuple[List[UsbDevice], List[str]]:
     if options.sysfs != LIVE_SYSFS and not options.sysfs.is_dir():
         raise InputError(f"{options.sysfs}: no such sysfs directory")
-    return sysfs.read_devices(str(options.sysfs))
+    return sysfs.read_devices(str(options.sysfs), "serial" in options.label_fields)
 
 
 def read_devices(options: UsbOptions) -> Tuple[List[UsbDevice], List[str]]:

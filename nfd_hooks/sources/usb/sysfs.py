@@ -82,10 +82,11 @@ def devices_dir(root: str) -> str:
     return os.path.join(root, "bus", "usb", "devices")
 
 
-def read_devices(root: str) -> Tuple[List[UsbDevice], List[str]]:
+def read_devices(root: str, with_serial: bool = True) -> Tuple[List[UsbDevice], List[str]]:
     """Every device under ``<root>/bus/usb/devices``, sorted by bus path, and notices.
 
-    Entries without idVendor or idProduct (interfaces, devices torn down while
+    The serial is read only ``with_serial``: it is one more file per device,
+    and only a label with the serial field needs it. Entries without idVendor or idProduct (interfaces, devices torn down while
     read) are skipped silently; a device with unreadable or malformed ids is
     skipped with a notice.
     """
@@ -102,7 +103,7 @@ def read_devices(root: str) -> Tuple[List[UsbDevice], List[str]]:
         if ":" in name:  # an interface, <device>:<cfg>.<n>
             continue
         try:
-            device = _read_device(os.path.join(top, name), name, notices)
+            device = _read_device(os.path.join(top, name), name, with_serial, notices)
         except Unreadable as error:
             notices.append(f"skipped USB device {name}: {error}")
             continue
@@ -111,17 +112,17 @@ def read_devices(root: str) -> Tuple[List[UsbDevice], List[str]]:
     return sorted(devices), notices
 
 
-def _read_device(path: str, name: str, notices: List[str]) -> Optional[UsbDevice]:
+def _read_device(path: str, name: str, with_serial: bool, notices: List[str]) -> Optional[UsbDevice]:
     directory = Directory.open(path)
     if directory is None:
         return None
     try:
-        return _read_device_in(directory, name, notices)
+        return _read_device_in(directory, name, with_serial, notices)
     finally:
         directory.close()
 
 
-def _read_device_in(directory: Directory, name: str, notices: List[str]) -> Optional[UsbDevice]:
+def _read_device_in(directory: Directory, name: str, with_serial: bool, notices: List[str]) -> Optional[UsbDevice]:
     raw_vendor = read_attribute("idVendor", directory=directory)
     raw_product = read_attribute("idProduct", directory=directory)
     if raw_vendor is None or raw_product is None:
@@ -142,7 +143,7 @@ def _read_device_in(directory: Directory, name: str, notices: List[str]) -> Opti
         product=product,
         device_class=device_class,
         interface_classes=resolve_interface_classes(active, interfaces, name, descriptors),
-        serial=text_value(read_attribute("serial", directory=directory)),
+        serial=text_value(read_attribute("serial", directory=directory)) if with_serial else None,
     )
 
 

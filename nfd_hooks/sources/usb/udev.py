@@ -35,8 +35,10 @@ def _binary_attribute(sys_path: str, name: str) -> Optional[bytes]:
         return None
 
 
-def read_devices() -> Tuple[List[UsbDevice], List[str]]:
-    """Every USB device udev knows of (those with idVendor and idProduct), and notices."""
+def read_devices(with_serial: bool = True) -> Tuple[List[UsbDevice], List[str]]:
+    """Every USB device udev knows of (those with idVendor and idProduct), and notices.
+
+    The serial only ``with_serial``, as the other backends."""
     import pyudev
 
     context = pyudev.Context()
@@ -53,13 +55,13 @@ def read_devices() -> Tuple[List[UsbDevice], List[str]]:
     notices: List[str] = []
     devices = []
     for device in candidates:
-        record = _record(device, interfaces.get(device.sys_name, {}), notices)
+        record = _record(device, interfaces.get(device.sys_name, {}), with_serial, notices)
         if record is not None:
             devices.append(record)
     return sorted(devices), notices
 
 
-def _record(device, interfaces: Dict[str, Optional[str]], notices: List[str]) -> Optional[UsbDevice]:
+def _record(device, interfaces: Dict[str, Optional[str]], with_serial: bool, notices: List[str]) -> Optional[UsbDevice]:
     name = device.sys_name
     raw_vendor, raw_product = _attribute(device, "idVendor"), _attribute(device, "idProduct")
     if raw_vendor is None or raw_product is None:
@@ -80,5 +82,5 @@ def _record(device, interfaces: Dict[str, Optional[str]], notices: List[str]) ->
         interface_classes=resolve_interface_classes(
             active_configuration(_attribute(device, "bConfigurationValue")), interfaces, name, descriptors
         ),
-        serial=text_value(_attribute(device, "serial")),
+        serial=text_value(_attribute(device, "serial")) if with_serial else None,
     )
