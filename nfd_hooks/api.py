@@ -3,6 +3,8 @@
 Tests and other tools call these directly; nothing here prints or exits.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path

@@ -4,6 +4,7 @@ Every error is one line on stderr and a documented exit code (see ``errors``):
 typer/click usage errors are caught here rather than printed as boxed usage.
 """
 
+import copy
 import re
 import sys
 from datetime import timedelta
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, List, Optional
 
 import typer
+from typer.main import get_command_name
 
 
 try:  # typer >= 0.22 vendors click and exports its exception base
@@ -399,7 +401,7 @@ def run(argv: Optional[List[str]] = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     try:
-        code = app(args=argv or ["--help"], prog_name="nfd-hooks", standalone_mode=False)
+        code = _narrowed(app, argv)(args=argv or ["--help"], prog_name="nfd-hooks", standalone_mode=False)
     except NfdHooksError as error:
         return _fail(str(error), error.exit_code)
     except typer.Exit as done:
@@ -413,6 +415,27 @@ def run(argv: Optional[List[str]] = None) -> int:
     except BrokenPipeError:
         return 0
     return code if isinstance(code, int) else 0
+
+
+def _narrowed(full: typer.Typer, argv: List[str]) -> typer.Typer:
+    """``full`` holding only the command ``argv`` names, if it names one.
+
+    typer turns every registered command into a click command on each start,
+    about 1 ms per command here; the hook runs one. The group, its callback
+    (``--version``) and the chosen command are unchanged, so parsing, errors
+    and ``COMMAND --help`` are the same. Anything else (``--help``, a
+    mistyped command) gets the full application.
+    """
+    chosen = [
+        info
+        for info in full.registered_commands
+        if argv and (info.name or get_command_name(info.callback.__name__)) == argv[0]
+    ]
+    if len(chosen) != 1:
+        return full
+    narrowed = copy.copy(full)
+    narrowed.registered_commands = chosen
+    return narrowed
 
 
 def _usage_message(error: UsageProblem) -> str:

@@ -7,6 +7,8 @@ The rendering follows NFD's local source (source/local/local.go): one
 always yields the same bytes and NFD sees no churn.
 """
 
+from __future__ import annotations
+
 import re
 from datetime import datetime, timezone
 from typing import Iterable, List, NamedTuple, Optional

@@ -5,6 +5,8 @@ attribute should be must not hang it, and an oversized file must not load
 whole. Callers decide what a failure means for them (skip, notice, error).
 """
 
+from __future__ import annotations
+
 import errno
 import os
 import stat

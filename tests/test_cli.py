@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from nfd_hooks import cli
 from nfd_hooks.features import label_problem
 from tests.conftest import DTB_DIR, ROOT, labels_of, require_tool, run_cli
 from tests.fdt_expand import expand
@@ -171,3 +172,29 @@ def test_symlink_loops_in_a_live_tree_are_not_followed(tmp_path):
 def test_cli_runs_from_outside_the_checkout(tmp_path):
     done = run_cli(["show", "--devicetree", PI, "--no-usb"], cwd=Path(tmp_path))
     assert done.returncode == 0
+
+
+COMMANDS = sorted(info.name or info.callback.__name__ for info in cli.app.registered_commands)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("extra", [["--help"], ["--bogus"]])
+def test_the_narrowed_application_behaves_as_the_full_one(command, extra, capsys):
+    """run() builds only the command asked for (start-up time): help and usage errors are unchanged."""
+
+    def outcome(application):
+        try:
+            code = application(args=[command, *extra], prog_name="nfd-hooks", standalone_mode=False)
+        except cli.UsageProblem as error:
+            code = f"{type(error).__name__}: {error.format_message()}"
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    narrowed = cli._narrowed(cli.app, [command, *extra])
+    assert [info.callback.__name__ for info in narrowed.registered_commands] == [command]
+    assert outcome(narrowed) == outcome(cli.app)
+
+
+@pytest.mark.parametrize("argv", [[], ["--help"], ["--version"], ["frobnicate"], ["--sysfs", "show"]])
+def test_anything_but_a_command_gets_the_full_application(argv):
+    assert cli._narrowed(cli.app, argv) is cli.app

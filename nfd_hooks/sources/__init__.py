@@ -5,6 +5,8 @@ JSON-ready account of where each came from; the features model validates and
 renders them, so a source only has to be right about its own hardware.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass, field
 from typing import Any, Dict, List
 

@@ -6,6 +6,8 @@ line, ``FILE:LINE: reason``, so a typo in a user's catalog never yields labels
 that silently match nothing.
 """
 
+from __future__ import annotations
+
 import re
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple

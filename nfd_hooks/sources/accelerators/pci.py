@@ -5,6 +5,8 @@ Only the two ids the catalog matches on are read, from files sysfs writes as
 match, and the reader must work in the NFD worker's minimal image.
 """
 
+from __future__ import annotations
+
 import os
 import re
 from pathlib import Path

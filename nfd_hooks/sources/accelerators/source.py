@@ -13,6 +13,8 @@ on the SoC's PCIe bus (the Coral Dev Board's Edge TPU does), so the two are not
 added: ``n = usb + max(pci, devicetree)``.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple

@@ -6,6 +6,8 @@ sanitise, so ``solidrun,cubox-i/q`` gave an invalid label. Here every field is
 kept, unsafe characters become ``-``, and over-long names get a stable hash.
 """
 
+from __future__ import annotations
+
 import re
 from typing import Optional
 

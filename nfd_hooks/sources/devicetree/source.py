@@ -6,6 +6,8 @@ Raw features, under ``# +no-label``, keep what a label name cannot:
 ``<prefix>/model=<root model>``, so NodeFeatureRules can match them exactly.
 """
 
+from __future__ import annotations
+
 import re
 from collections import Counter
 from dataclasses import dataclass, field

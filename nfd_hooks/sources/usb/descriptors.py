@@ -8,6 +8,8 @@ untrusted: the walk is bounded, stops at the first malformed record, and never
 raises.
 """
 
+from __future__ import annotations
+
 from typing import Dict, Set, Tuple
 
 # Kernel limit per configuration is 64 KiB (wTotalLength), and at most 8 configurations.

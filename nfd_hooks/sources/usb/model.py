@@ -6,6 +6,8 @@ are the one place raw attribute text becomes record fields, shared by the
 backends that read sysfs attributes (plain files and pyudev).
 """
 
+from __future__ import annotations
+
 import re
 from typing import Dict, Iterable, NamedTuple, Optional, Tuple
 

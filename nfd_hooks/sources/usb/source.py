@@ -8,6 +8,8 @@ reads interfaces only from their sysfs directories, which recordings and
 captures often lack.
 """
 
+from __future__ import annotations
+
 import importlib.util
 import os
 import re

@@ -6,6 +6,8 @@ ignores ``SYSFS_PATH``. No pyudev or pyusb import on this path; it is the fast
 one.
 """
 
+from __future__ import annotations
+
 import errno
 import os
 from typing import Dict, List, Optional, Tuple
