@@ -45,7 +45,7 @@ class Options(NamedTuple):
     usb_classes: Tuple[str, ...] = usb_source.DEFAULT_ALLOWLIST
     usb_label_fields: Tuple[str, ...] = usb_source.DEFAULT_LABEL_FIELDS
     usb_backend: str = "auto"
-    usb_names: bool = False  # usb.ids names in the JSON details
+    usb_details: bool = False  # the JSON output: usb.ids names, and serials even if no label uses them
     use_accelerators: bool = True
     accelerator_prefix: str = DEFAULT_ACCELERATOR_PREFIX
     catalogs: Tuple[Path, ...] = ()  # user catalog files, over the shipped one
@@ -71,7 +71,7 @@ class Options(NamedTuple):
             allowlist=self.usb_classes,
             label_fields=self.usb_label_fields,
             backend=self.usb_backend,
-            names=self.usb_names,
+            details=self.usb_details,
         )
 
     def accelerator_options(self) -> accelerator_source.AcceleratorOptions:

@@ -167,7 +167,7 @@ def _options(
     usb_class: Optional[List[str]] = None,
     usb_label_fields: Optional[List[str]] = None,
     usb_backend: str = "auto",
-    usb_names: bool = False,
+    usb_details: bool = False,
     no_accelerators: bool = False,
     accelerator_prefix: str = api.DEFAULT_ACCELERATOR_PREFIX,
     catalog: Optional[List[Path]] = None,
@@ -184,7 +184,7 @@ def _options(
         usb_classes=tuple(usb_class) if usb_class else usb_source.DEFAULT_ALLOWLIST,
         usb_label_fields=tuple(usb_label_fields) if usb_label_fields else usb_source.DEFAULT_LABEL_FIELDS,
         usb_backend=usb_backend,
-        usb_names=usb_names,
+        usb_details=usb_details,
         use_accelerators=not no_accelerators,
         accelerator_prefix=accelerator_prefix,
         catalogs=tuple(catalog or ()),
@@ -256,7 +256,7 @@ def show(
         raise typer.BadParameter(f"{output_format!r} is not one of nfd, json", param_hint="--format")
     options = _options(
         ctx, replay, sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb,
-        expires_in, usb_class, usb_label_fields, usb_backend, usb_names=output_format == "json",
+        expires_in, usb_class, usb_label_fields, usb_backend, usb_details=output_format == "json",
         no_accelerators=no_accelerators, accelerator_prefix=accelerator_prefix, catalog=catalog,
     )
     result = api.scan(options)

@@ -114,6 +114,15 @@ def test_json_lists_every_device():
     assert usb["usb_ids"] is not None
 
 
+def test_json_shows_serials_that_the_labels_do_not_read():
+    """The features file needs no serial (none is read); the JSON account shows them."""
+    result = run_cli(["show", "--sysfs", str(TREE), "--no-devicetree", "--format", "json"])
+    assert result.returncode == 0, result.stderr
+    matches = json.loads(result.stdout)["sources"]["accelerators"]["matches"]
+    ncs2 = [device for match in matches for device in match["usb"] if device["bus_path"] == "2-1"]
+    assert ncs2 == [{"bus_path": "2-1", "id": "03e7:2485", "serial": "03e72485"}]
+
+
 def test_sysfs_path_imports_neither_pyudev_nor_pyusb():
     code = (
         "import sys; from pathlib import Path; from nfd_hooks import api; "

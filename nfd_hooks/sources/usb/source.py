@@ -46,7 +46,7 @@ class UsbOptions(NamedTuple):
     allowlist: Tuple[str, ...] = DEFAULT_ALLOWLIST
     label_fields: Tuple[str, ...] = DEFAULT_LABEL_FIELDS
     backend: str = "auto"
-    names: bool = False  # usb.ids names in the details (show --format json)
+    details: bool = False  # show --format json: usb.ids names, and serials even if no label uses them
 
 
 def parse_class(text: str) -> str:
@@ -76,7 +76,7 @@ def check_options(options: UsbOptions) -> UsbOptions:
         allowlist=tuple(dict.fromkeys(parse_class(c) for c in options.allowlist)),
         label_fields=parse_label_fields(options.label_fields),
         backend=options.backend,
-        names=options.names,
+        details=options.details,
     )
 
 
@@ -146,7 +146,8 @@ def read_with_backend(options: UsbOptions) -> Tuple[List[UsbDevice], List[str], 
     """Devices, notices and the backend that read them; udev or libusb failing falls back to sysfs."""
     options = check_options(options)
     backend = choose_backend(options)
-    with_serial = "serial" in options.label_fields
+    # A serial identifies a device and costs a read per device: only when shown or labelled.
+    with_serial = "serial" in options.label_fields or options.details
     if backend != "sysfs":
         try:
             if backend == "udev":
@@ -156,20 +157,21 @@ def read_with_backend(options: UsbOptions) -> Tuple[List[UsbDevice], List[str], 
             else:
                 from nfd_hooks.sources.usb import libusb
 
-                devices, notices = libusb.read_devices(with_serial)
+                # A control transfer to each device: for a label only, not for the JSON alone.
+                devices, notices = libusb.read_devices("serial" in options.label_fields)
             return devices, notices, backend
         except (ImportError, OSError, ValueError, LookupError) as error:
             fallback = f"USB backend {backend} failed ({' '.join(str(error).split()) or type(error).__name__}); read sysfs instead"
-            devices, notices = _read_sysfs(options)
+            devices, notices = _read_sysfs(options, with_serial)
             return devices, [fallback] + notices, "sysfs"
-    devices, notices = _read_sysfs(options)
+    devices, notices = _read_sysfs(options, with_serial)
     return devices, notices, "sysfs"
 
 
-def _read_sysfs(options: UsbOptions) -> Tuple[List[UsbDevice], List[str]]:
+def _read_sysfs(options: UsbOptions, with_serial: bool) -> Tuple[List[UsbDevice], List[str]]:
     if options.sysfs != LIVE_SYSFS and not options.sysfs.is_dir():
         raise InputError(f"{options.sysfs}: no such sysfs directory")
-    return sysfs.read_devices(str(options.sysfs), "serial" in options.label_fields)
+    return sysfs.read_devices(str(options.sysfs), with_serial)
 
 
 def read_devices(options: UsbOptions) -> Tuple[List[UsbDevice], List[str]]:
@@ -196,7 +198,7 @@ def discover(options: UsbOptions, devices: Optional[List[UsbDevice]] = None, bac
         "label_fields": list(options.label_fields),
         "devices": entries,
     }
-    if options.names:
+    if options.details:
         report.details["usb_ids"] = _add_names(entries)
     return report
 
