@@ -45,9 +45,11 @@ def walk(root: DtNode) -> Iterator[Tuple[str, DtNode]]:
 # Filesystems whose directories have st_nlink = 2 + their subdirectories, so that
 # a directory with a link count of 2 has none and need not be listed: kernfs (a
 # live tree under /sys, checked over every directory of a live /sys), tmpfs and
-# the usual local filesystems for captures and fixtures. GNU find's fts trusts
-# the same set. Others report 1 (btrfs, overlayfs's merged directories) or what
-# a server or daemon says (NFS, FUSE): there every directory is listed.
+# the usual local filesystems for captures and fixtures. GNU find (gnulib's fts)
+# relies on the same property everywhere but where it is known to break (NFS,
+# CIFS, AFS, procfs); this allowlist is narrower. Other filesystems report 1
+# (btrfs, overlayfs's merged directories) or what a server or daemon says (NFS,
+# FUSE): there every directory is listed.
 LINK_COUNTING_FILESYSTEMS = frozenset({"sysfs", "tmpfs", "ext2", "ext3", "ext4", "xfs"})
 MOUNTINFO = "/proc/self/mountinfo"
 _MAX_MOUNTINFO = 4 << 20
