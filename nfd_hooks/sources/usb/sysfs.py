@@ -87,10 +87,10 @@ def devices_dir(root: str) -> str:
 def read_devices(root: str, with_serial: bool = True) -> Tuple[List[UsbDevice], List[str]]:
     """Every device under ``<root>/bus/usb/devices``, sorted by bus path, and notices.
 
-    The serial is read only ``with_serial``: it is one more file per device,
-    and only a label with the serial field needs it. Entries without idVendor or idProduct (interfaces, devices torn down while
-    read) are skipped silently; a device with unreadable or malformed ids is
-    skipped with a notice.
+    The serial is read only ``with_serial`` (a serial label, or the JSON output):
+    it is one more file per device. Entries without idVendor or idProduct
+    (interfaces, devices torn down while read) are skipped silently; a device
+    with unreadable or malformed ids is skipped with a notice.
     """
     top = devices_dir(root)
     notices: List[str] = []
