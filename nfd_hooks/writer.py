@@ -1,18 +1,29 @@
 """Put the features file on disk atomically, so NFD never reads half a file.
 
-NFD skips names starting with ``.`` (v0.15+) and re-reads on fsnotify events
-(v0.19+), so the content goes to a dotfile beside the target, is flushed,
-fsynced and made world-readable (the worker runs as 65534), then renamed over
-the target. Any failure removes the dotfile and leaves the old file as it was.
+NFD skips names starting with ``.`` (v0.15+) and ignores subdirectories. Since
+v0.19 it also re-reads on fsnotify events in features.d, but only on the first
+event of each 1 s tick and drops the rest: a temporary created in features.d
+itself would fire that re-read before the rename (the worker reads the old
+file) and hide the rename. So the content goes to a temporary in a hidden
+subdirectory of features.d (same filesystem, so the rename stays atomic;
+inotify is not recursive, so writing there fires nothing NFD watches), is
+flushed, fsynced and made world-readable (the worker runs as 65534), then
+renamed over the target: the rename is the only event. Any failure removes the
+temporary and leaves the old file as it was.
 """
 
 import os
 import tempfile
+import stat
 from pathlib import Path
+from typing import Tuple
 
 from nfd_hooks.errors import InputError, OutputError
 
 FILE_MODE = 0o644
+# One per uid (the root one-shot hook and the 65534 watcher share features.d),
+# private to it: nobody else can plant files or links where we write.
+_TEMPORARY_DIRECTORY = ".nfd-hooks-tmp.{uid}"
 
 
 def check_file_name(name: str) -> None:
@@ -28,13 +39,10 @@ def write_atomically(directory: Path, name: str, content: bytes) -> Path:
     never reads.
     """
     check_file_name(name)
-    if not directory.exists():
-        raise OutputError(f"features directory {directory} does not exist")
-    if not directory.is_dir():
-        raise OutputError(f"features directory {directory} is not a directory")
+    scratch = temporary_directory(directory)[0]
     target = directory / name
     try:
-        fd, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+        fd, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=scratch)
     except OSError as error:
         raise OutputError(f"cannot create a file in {directory}: {error.strerror}") from None
     try:
@@ -54,6 +62,34 @@ def write_atomically(directory: Path, name: str, content: bytes) -> Path:
         raise
     _sync_directory(directory)
     return target
+
+
+def temporary_directory(directory: Path) -> Tuple[Path, bool]:
+    """This uid's hidden scratch directory inside ``directory``, and whether it was just made.
+
+    Making it is one fsnotify event in features.d; ``watch`` spaces its first
+    rename from it (see ``watch.SPACING``).
+    """
+    if not directory.exists():
+        raise OutputError(f"features directory {directory} does not exist")
+    if not directory.is_dir():
+        raise OutputError(f"features directory {directory} is not a directory")
+    scratch = directory / _TEMPORARY_DIRECTORY.format(uid=os.getuid())
+    created = True
+    try:
+        os.mkdir(scratch)
+        os.chmod(scratch, 0o700)  # whatever the umask
+    except FileExistsError:
+        created = False
+    except OSError as error:
+        raise OutputError(f"cannot create a directory in {directory}: {error.strerror}") from None
+    try:
+        info = os.lstat(scratch)
+    except OSError as error:
+        raise OutputError(f"cannot use {scratch}: {error.strerror}") from None
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise OutputError(f"{scratch} is not a private directory of this user; remove it")
+    return scratch, created
 
 
 def _sync_directory(directory: Path) -> None:

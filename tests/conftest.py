@@ -56,3 +56,15 @@ def run_cli(args: List[str], cwd: Optional[Path] = None, **kwargs) -> subprocess
         timeout=60,
         **kwargs,
     )
+
+
+def features_entries(directory) -> List[str]:
+    """The names a write left in ``directory``, past the writer's hidden scratch
+    directories (kept between writes), which must hold no temporary."""
+    names = []
+    for name in sorted(os.listdir(directory)):
+        if name.startswith(".nfd-hooks-tmp."):
+            assert os.listdir(os.path.join(directory, name)) == [], f"temporary left in {name}"
+        else:
+            names.append(name)
+    return names
