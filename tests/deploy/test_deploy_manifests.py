@@ -157,6 +157,7 @@ def test_hook_is_the_seeds_privileged_one_shot():
     assert args[args.index("--sysfs") + 1] == "/host-sys"
     features_dir = args[args.index("--features-dir") + 1]
     assert "--expires-in" not in args  # a one-shot hook must not let its labels expire
+    assert "--no-usb" in args  # NFD's usb source owns the USB labels: they go at its rescan
     mounts = {m["name"]: m for m in hook["volumeMounts"]}
     assert mounts["host-sys"] == {"name": "host-sys", "mountPath": "/host-sys", "readOnly": True}
     assert mounts["features-d"]["mountPath"] == features_dir
