@@ -70,10 +70,13 @@ def temporary_directory(directory: Path) -> Tuple[Path, bool]:
     Making it is one fsnotify event in features.d; ``watch`` spaces its first
     rename from it (see ``watch.SPACING``).
     """
-    if not directory.exists():
-        raise OutputError(f"features directory {directory} does not exist")
-    if not directory.is_dir():
-        raise OutputError(f"features directory {directory} is not a directory")
+    try:
+        if not stat.S_ISDIR(os.stat(directory).st_mode):
+            raise OutputError(f"features directory {directory} is not a directory")
+    except FileNotFoundError:
+        raise OutputError(f"features directory {directory} does not exist") from None
+    except OSError as error:  # a parent this user cannot search
+        raise OutputError(f"cannot use features directory {directory}: {error.strerror}") from None
     scratch = directory / _TEMPORARY_DIRECTORY.format(uid=os.getuid())
     created = True
     try:
