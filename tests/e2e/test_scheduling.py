@@ -4,6 +4,8 @@ that should take it and stays Pending elsewhere; the example NodeFeatureRule
 labels exactly the boards it names."""
 
 import copy
+import json
+import subprocess
 from typing import Any, Dict, List
 
 import pytest
@@ -114,3 +116,16 @@ def test_example_nodefeaturerule_labels_the_boards_it_names(cluster, fleet):
     assert found == EXPECTED_BOARDS
     REPORT.append(("e2e NodeFeatureRule nfd-hooks-boards", [f"{name}: {key}={value}" for name, value in sorted(found.items())]))
     cluster.kubectl("delete", "nodefeaturerule", rule["metadata"]["name"])
+
+
+@pytest.mark.parametrize("name", [node.name for node in FLEET])
+def test_kubectl_nfd_dryrun_agrees_with_nfd_master(cluster, fleet, e2e_binaries, tmp_path, name):
+    """NFD's offline rule check, on the NodeFeature the worker published, gives the label the master applied."""
+    published = tmp_path / "nodefeature.json"
+    published.write_text(json.dumps(cluster.node_feature(name)))
+    done = subprocess.run([str(e2e_binaries["kubectl-nfd"]), "dryrun", "-f", str(EXAMPLES / "nodefeaturerule-board.yaml"),
+                           "-n", str(published)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    labels = done.stdout.split("***\tLabels\t***\n", 1)[1].splitlines() if "***\tLabels\t***" in done.stdout else []
+    dry = [line for line in labels if line.startswith("boards.example.com/")]
+    assert dry == ([f"boards.example.com/board={EXPECTED_BOARDS[name]}"] if name in EXPECTED_BOARDS else [])
