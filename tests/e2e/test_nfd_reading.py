@@ -90,3 +90,28 @@ def test_an_expired_file_gives_no_labels(cluster):
     assert labelled(cluster, "expired") == {"example.com/control": "1"}
     local = cluster.node_feature("expired")["spec"]["features"]["attributes"]["local.feature"]["elements"]
     assert local == {"example.com/control": "1"}
+
+
+def padded(label: str, size: int) -> str:
+    """A features file of exactly ``size`` bytes: one label, then comment lines."""
+    head = f"{label}\n"
+    filler = size - len(head)
+    lines = [("#" + "." * 98 + "\n")] * (filler // 100)
+    rest = filler - 100 * len(lines)
+    return head + "".join(lines) + ("#" + "." * (rest - 2) + "\n" if rest >= 2 else "\n" * rest)
+
+
+def test_the_size_limit_is_where_check_puts_it(cluster):
+    """65,536 bytes is read, one byte more is skipped whole: by NFD and by check alike."""
+    features_dir = node_dir(cluster)
+    for name, size in (("at-limit", 65536), ("over-limit", 65537)):
+        (features_dir / name).write_text(padded(f"example.com/{name}=1", size))
+        (features_dir / name).chmod(0o644)
+        assert (features_dir / name).stat().st_size == size
+    check = subprocess.run([sys.executable, "-m", "nfd_hooks", "check", str(features_dir)], capture_output=True, text=True, timeout=60)
+    assert check.stdout.splitlines() == [f"{features_dir / 'over-limit'}: 65537 bytes: NFD skips files over 65536 bytes whole"]
+    cluster.add_node("size-limit", "arm64")
+    worker = cluster.start_worker("size-limit", features_dir, config={"core": {"featureSources": ["local"], "labelSources": ["local"]}}, oneshot=True)
+    assert worker.wait(120) == 0, worker.log_text()
+    assert labelled(cluster, "size-limit") == {"example.com/at-limit": "1"}
+    assert "file size limit exceeded: 65537 bytes > 65536 bytes" in worker.log_text()
