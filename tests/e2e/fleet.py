@@ -74,6 +74,7 @@ class Published:
     shown: bytes  # nfd-hooks show's stdout
     worker: Worker
     labels: Dict[str, str]  # the Node's labels, kubelet's left out
+    master_log: str = ""  # nfd-master's log once the whole fleet was labelled
 
     @property
     def shown_labels(self) -> Dict[str, str]:
@@ -136,4 +137,6 @@ def bring_up(cluster: Cluster, directory: Path) -> Dict[str, Published]:
         if exit_code != 0:
             raise RuntimeError(f"nfd-worker for {name} exited {exit_code}:\n{worker.log_text()[-3000:]}")
         fleet[name] = Published(node, features_dir, sysfs, shown, worker, labelled(cluster, name))
+    for published in fleet.values():
+        published.master_log = cluster.process("nfd-master").log_text()
     return fleet

@@ -160,7 +160,7 @@ def node_object(name: str, labels: Dict[str, str], taints: Sequence[Dict[str, st
 def ready_status() -> Dict[str, Any]:
     """A Ready node with room for pods, so kube-scheduler can bind to it."""
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    resources = {"cpu": "4", "memory": "4Gi", "pods": "110"}
+    resources = {"cpu": "8", "memory": "8Gi", "pods": "110"}
     return {
         "status": {
             "capacity": resources,
@@ -324,6 +324,9 @@ class Cluster:
             labels[CONTROL_PLANE_ROLE] = ""
         self.kubectl("create", "-f", "-", input=json.dumps(node_object(name, labels, taints)))
         self.kubectl("patch", "node", name, "--subresource=status", "--type=merge", "-p", json.dumps(ready_status()))
+        # The API server's TaintNodesByCondition admission taints every new Node
+        # not-ready; kube-controller-manager (not run here) lifts it once Ready.
+        self.kubectl("taint", "node", name, "node.kubernetes.io/not-ready:NoSchedule-")
 
     # -- workers -----------------------------------------------------------------
     def start_worker(
