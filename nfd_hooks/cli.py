@@ -5,11 +5,12 @@ typer/click usage errors are caught here rather than printed as boxed usage.
 """
 
 import copy
+import inspect
 import re
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated, Any, Callable, List, Optional
 
 import typer
 from typer.main import get_command_name
@@ -159,24 +160,28 @@ ExpiresOpt = Annotated[
 
 def _options(
     ctx: typer.Context,
-    replay: Optional[Path],
-    sysfs: Path,
-    devicetree: Optional[Path],
-    node: Optional[List[str]],
-    prefix: str,
-    include_disabled: bool,
-    no_raw_features: bool,
-    no_devicetree: bool,
-    no_usb: bool,
-    expires_in: Optional[timedelta],
-    usb_class: Optional[List[str]] = None,
-    usb_label_fields: Optional[List[str]] = None,
-    usb_backend: str = "auto",
-    usb_details: bool = False,
-    no_accelerators: bool = False,
-    accelerator_prefix: str = api.DEFAULT_ACCELERATOR_PREFIX,
-    catalog: Optional[List[Path]] = None,
+    sysfs: SysfsOpt = Path("/sys"),
+    devicetree: DevicetreeOpt = None,
+    node: NodeOpt = None,
+    prefix: PrefixOpt = api.DEFAULT_PREFIX,
+    include_disabled: IncludeDisabledOpt = False,
+    no_raw_features: NoRawOpt = False,
+    no_devicetree: NoDevicetreeOpt = False,
+    no_usb: NoUsbOpt = False,
+    usb_class: UsbClassOpt = None,
+    usb_label_fields: UsbLabelFieldsOpt = None,
+    usb_backend: UsbBackendOpt = "auto",
+    no_accelerators: NoAcceleratorsOpt = False,
+    accelerator_prefix: AcceleratorPrefixOpt = api.DEFAULT_ACCELERATOR_PREFIX,
+    catalog: CatalogOpt = None,
+    expires_in: ExpiresOpt = None,
+    replay: ReplayOpt = None,
 ) -> api.Options:
+    """The options of every command that scans the node, declared once.
+
+    ``_scan_command`` gives show, write and watch these parameters (typer reads
+    them from this signature) and hands the command what this returns.
+    """
     options = api.Options(
         sysfs=sysfs,
         devicetree=devicetree,
@@ -189,7 +194,6 @@ def _options(
         usb_classes=tuple(usb_class) if usb_class else usb_source.DEFAULT_ALLOWLIST,
         usb_label_fields=tuple(usb_label_fields) if usb_label_fields else usb_source.DEFAULT_LABEL_FIELDS,
         usb_backend=usb_backend,
-        usb_details=usb_details,
         use_accelerators=not no_accelerators,
         accelerator_prefix=accelerator_prefix,
         catalogs=tuple(catalog or ()),
@@ -202,6 +206,31 @@ def _options(
         if source is not None and source.name != "DEFAULT":
             raise InputError(f"--replay reads the bundle's sysfs and devicetree; drop --{name}")
     return api.replay_options(replay, options)
+
+
+_SCAN_PARAMETERS = tuple(inspect.signature(_options).parameters.values())
+
+
+def _scan_command(command: Callable[..., None]) -> Callable[..., None]:
+    """``command(options, ...)`` as typer sees it: ``_options``' parameters, then
+    its own; it is called with the ``api.Options`` they make.
+
+    typer reads a command's parameters from its signature, so setting
+    ``__signature__`` (and the annotations it reads types from) is all it takes;
+    nothing is built per start that was not built before.
+    """
+    own = [p for p in inspect.signature(command).parameters.values() if p.name != "options"]
+
+    def scan_command(**values: Any) -> None:
+        shared = {p.name: values.pop(p.name) for p in _SCAN_PARAMETERS}
+        command(_options(**shared), **values)
+
+    parameters = [*_SCAN_PARAMETERS, *own]
+    scan_command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    scan_command.__annotations__ = {p.name: p.annotation for p in parameters}
+    for attribute in ("__name__", "__qualname__", "__doc__", "__module__"):
+        setattr(scan_command, attribute, getattr(command, attribute))
+    return scan_command
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -234,24 +263,9 @@ def main(
 
 
 @app.command(epilog=EXAMPLES)
+@_scan_command
 def show(
-    ctx: typer.Context,
-    sysfs: SysfsOpt = Path("/sys"),
-    devicetree: DevicetreeOpt = None,
-    node: NodeOpt = None,
-    prefix: PrefixOpt = api.DEFAULT_PREFIX,
-    include_disabled: IncludeDisabledOpt = False,
-    no_raw_features: NoRawOpt = False,
-    no_devicetree: NoDevicetreeOpt = False,
-    no_usb: NoUsbOpt = False,
-    usb_class: UsbClassOpt = None,
-    usb_label_fields: UsbLabelFieldsOpt = None,
-    usb_backend: UsbBackendOpt = "auto",
-    no_accelerators: NoAcceleratorsOpt = False,
-    accelerator_prefix: AcceleratorPrefixOpt = api.DEFAULT_ACCELERATOR_PREFIX,
-    catalog: CatalogOpt = None,
-    expires_in: ExpiresOpt = None,
-    replay: ReplayOpt = None,
+    options: api.Options,
     output_format: Annotated[
         str, typer.Option("--format", help="nfd: exactly what write writes; json: also where each label came from.")
     ] = "nfd",
@@ -259,11 +273,8 @@ def show(
     """Print the features file that 'write' would write."""
     if output_format not in ("nfd", "json"):
         raise typer.BadParameter(f"{output_format!r} is not one of nfd, json", param_hint="--format")
-    options = _options(
-        ctx, replay, sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb,
-        expires_in, usb_class, usb_label_fields, usb_backend, usb_details=output_format == "json",
-        no_accelerators=no_accelerators, accelerator_prefix=accelerator_prefix, catalog=catalog,
-    )
+    if output_format == "json":
+        options = options._replace(usb_details=True)
     result = api.scan(options)
     _print_notices(result)
     if output_format == "json":
@@ -273,33 +284,13 @@ def show(
 
 
 @app.command(epilog=EXAMPLES)
+@_scan_command
 def write(
-    ctx: typer.Context,
-    sysfs: SysfsOpt = Path("/sys"),
-    devicetree: DevicetreeOpt = None,
-    node: NodeOpt = None,
-    prefix: PrefixOpt = api.DEFAULT_PREFIX,
-    include_disabled: IncludeDisabledOpt = False,
-    no_raw_features: NoRawOpt = False,
-    no_devicetree: NoDevicetreeOpt = False,
-    no_usb: NoUsbOpt = False,
-    usb_class: UsbClassOpt = None,
-    usb_label_fields: UsbLabelFieldsOpt = None,
-    usb_backend: UsbBackendOpt = "auto",
-    no_accelerators: NoAcceleratorsOpt = False,
-    accelerator_prefix: AcceleratorPrefixOpt = api.DEFAULT_ACCELERATOR_PREFIX,
-    catalog: CatalogOpt = None,
-    expires_in: ExpiresOpt = None,
-    replay: ReplayOpt = None,
+    options: api.Options,
     features_dir: FeaturesDirOpt = api.DEFAULT_FEATURES_DIR,
     name: NameOpt = api.DEFAULT_FILE_NAME,
 ) -> None:
     """Write the features file atomically into --features-dir."""
-    options = _options(
-        ctx, replay, sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb,
-        expires_in, usb_class, usb_label_fields, usb_backend,
-        no_accelerators=no_accelerators, accelerator_prefix=accelerator_prefix, catalog=catalog,
-    )
     target, result = api.write(options, features_dir, name)
     _print_notices(result)
     labels = sum(1 for f in result.features if f.label)
@@ -307,24 +298,9 @@ def write(
 
 
 @app.command(epilog=EXAMPLES)
+@_scan_command
 def watch(
-    ctx: typer.Context,
-    sysfs: SysfsOpt = Path("/sys"),
-    devicetree: DevicetreeOpt = None,
-    node: NodeOpt = None,
-    prefix: PrefixOpt = api.DEFAULT_PREFIX,
-    include_disabled: IncludeDisabledOpt = False,
-    no_raw_features: NoRawOpt = False,
-    no_devicetree: NoDevicetreeOpt = False,
-    no_usb: NoUsbOpt = False,
-    usb_class: UsbClassOpt = None,
-    usb_label_fields: UsbLabelFieldsOpt = None,
-    usb_backend: UsbBackendOpt = "auto",
-    no_accelerators: NoAcceleratorsOpt = False,
-    accelerator_prefix: AcceleratorPrefixOpt = api.DEFAULT_ACCELERATOR_PREFIX,
-    catalog: CatalogOpt = None,
-    expires_in: ExpiresOpt = None,
-    replay: ReplayOpt = None,
+    options: api.Options,
     features_dir: FeaturesDirOpt = api.DEFAULT_FEATURES_DIR,
     name: NameOpt = api.DEFAULT_FILE_NAME,
     interval: Annotated[
@@ -337,11 +313,6 @@ def watch(
     """Write the features file, then keep it current as devices come and go (until SIGTERM)."""
     from nfd_hooks import watch as watcher
 
-    options = _options(
-        ctx, replay, sysfs, devicetree, node, prefix, include_disabled, no_raw_features, no_devicetree, no_usb,
-        expires_in, usb_class, usb_label_fields, usb_backend,
-        no_accelerators=no_accelerators, accelerator_prefix=accelerator_prefix, catalog=catalog,
-    )
     watcher.watch(options, features_dir, name, interval, udev=not no_uevents)
 
 

@@ -198,3 +198,40 @@ def test_the_narrowed_application_behaves_as_the_full_one(command, extra, capsys
 @pytest.mark.parametrize("argv", [[], ["--help"], ["--version"], ["frobnicate"], ["--sysfs", "show"]])
 def test_anything_but_a_command_gets_the_full_application(argv):
     assert cli._narrowed(cli.app, argv) is cli.app
+
+
+SCANNING = ["show", "write", "watch"]
+EDGE_NODE = str(ROOT / "fixtures" / "usb" / "edge-node")
+
+
+@pytest.mark.parametrize("command", SCANNING)
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--prefix", "Bad Prefix"], "--prefix 'Bad Prefix' must be"),
+        (["--accelerator-prefix", "-x"], "--accelerator-prefix '-x'"),
+        (["--node", "soc/cpu"], "--node 'soc/cpu' must be a node name"),
+        (["--usb-class", "zz"], "--usb-class"),
+        (["--replay", "bundle", "--sysfs", "/sys"], "drop --sysfs"),
+    ],
+)
+def test_the_shared_scan_options_reach_every_scanning_command(command, flags, message, tmp_path, capsys):
+    """show, write and watch share one declaration of the scan options: each refuses the same bad value the same way."""
+    extra = [] if command == "show" else ["--features-dir", str(tmp_path)]
+    assert cli.run([command, "--no-devicetree", *extra, *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nfd-hooks: error: ") and message in err and len(err.splitlines()) == 1, err
+    assert features_entries(tmp_path) == []
+
+
+def test_show_and_write_build_the_same_options_from_the_same_flags(tmp_path):
+    flags = ["--sysfs", EDGE_NODE, "--no-devicetree", "--usb-class", "08", "--usb-label-fields", "class,vendor",
+             "--accelerator-prefix", "accel.example.com"]
+    shown = run_cli(["show", *flags])
+    written = run_cli(["write", *flags, "--features-dir", str(tmp_path)])
+    assert shown.returncode == written.returncode == 0, (shown.stderr, written.stderr)
+    assert (tmp_path / "nfd-hooks").read_bytes() == shown.stdout
+    labels = labels_of(shown.stdout)
+    assert labels["feature.node.kubernetes.io/usb-08_0781.present"] == "true"  # the SanDisk stick, class and vendor only
+    assert labels["accel.example.com/edgetpu.count"] == "2"
+    assert not any(name.startswith("beta.devicetree.org/") for name in labels)
