@@ -12,8 +12,12 @@ one); raw features are not validated, as in NFD.
 
 Problems are errors (NFD would drop, skip or misread something) or warnings
 (NFD accepts it but it is fragile): a name without a prefix, which nfd-master
-prefixes with ``feature.node.kubernetes.io/`` unless its DisableAutoPrefix
-feature gate is on; an expiry time that has passed; a hidden file name.
+prefixes with ``feature.node.kubernetes.io/`` (with its DisableAutoPrefix
+feature gate on it keeps it unprefixed); an expiry time that has passed; a
+hidden file name. A directory is checked as NFD reads it (getFeaturesFromFiles):
+its files in name order, each later file overriding an earlier one's key, and
+nfd-master ignoring an unprefixed label whose prefixed name is also given
+(addNsToMapKeys): both are reported as warnings on the line that loses or wins.
 """
 
 import os
@@ -145,8 +149,8 @@ def label_line_problem(key: str, value: str) -> Optional[Tuple[str, bool]]:
     if problem:
         return problem, False
     return (
-        f"label {key!r} has no prefix: nfd-master adds '{AUTO_PREFIX}/' (and drops it when "
-        "its DisableAutoPrefix feature gate is on); write the full name",
+        f"label {key!r} has no prefix: nfd-master adds '{AUTO_PREFIX}/' (and keeps it "
+        "unprefixed when its DisableAutoPrefix feature gate is on); write the full name",
         True,
     )
 
@@ -205,8 +209,9 @@ class CheckResult:
         return 0
 
 
-def check_file(path: Path, now: datetime, result: CheckResult) -> None:
-    """Check one file NFD would read (the caller has established it is regular)."""
+def check_file(path: Path, now: datetime, result: CheckResult) -> Optional[ParsedFile]:
+    """Check one file NFD would read (the caller has established it is regular);
+    what NFD takes from it, None when NFD skips it."""
     if path.name.startswith("."):
         result.problems.append((str(path), Problem(None, "NFD skips files whose names start with '.'", warning=True)))
     try:
@@ -215,12 +220,54 @@ def check_file(path: Path, now: datetime, result: CheckResult) -> None:
             if size > MAX_FILE_SIZE:
                 message = f"{size} bytes: NFD skips files over {MAX_FILE_SIZE} bytes whole"
                 result.problems.append((str(path), Problem(None, message)))
-                return
+                return None
             content = stream.read(MAX_FILE_SIZE + 1)
     except OSError as error:
         result.unreadable.append(f"{path}: cannot read: {error.strerror or error}")
-        return
-    result.problems.extend((str(path), problem) for problem in parse(content, now).problems)
+        return None
+    parsed = parse(content, now)
+    result.problems.extend((str(path), problem) for problem in parsed.problems)
+    return parsed
+
+
+Origin = Tuple[str, Entry]  # the file and the line a merged key came from
+
+
+def merge(files: List[Tuple[str, ParsedFile]], kind: str, result: CheckResult) -> Dict[str, Origin]:
+    """``kind`` ("labels" or "features") of ``files`` merged in order as NFD's
+    local source merges them: a later file's key replaces an earlier one's,
+    which is reported on the line that wins (once for a line that is both)."""
+    merged: Dict[str, Origin] = {}
+    noun = "label" if kind == "labels" else "raw feature"
+    for path, parsed in files:
+        for key, entry in getattr(parsed, kind).items():
+            earlier = merged.get(key)
+            also_label = kind == "features" and parsed.labels.get(key) == entry  # reported as the label
+            if earlier is not None and not also_label:
+                message = (
+                    f"{noun} {key!r}={entry.value!r} overrides {earlier[0]}:{earlier[1].line} "
+                    f"({earlier[1].value!r}): NFD keeps this value (later file in name order)"
+                )
+                result.problems.append((path, Problem(entry.line, message, warning=True)))
+            merged[key] = (path, entry)
+    return merged
+
+
+def shadowed_unprefixed(labels: Dict[str, Origin], result: CheckResult) -> None:
+    """nfd-master's addNsToMapKeys drops ``name`` when ``feature.node.kubernetes.io/name`` is also given."""
+    for key, (path, entry) in sorted(labels.items()):
+        full = labels.get(f"{AUTO_PREFIX}/{key}") if "/" not in key else None
+        if full is not None:
+            message = f"label {key!r} is ignored by nfd-master: {AUTO_PREFIX}/{key} is also given ({full[0]}:{full[1].line})"
+            result.problems.append((path, Problem(entry.line, message, warning=True)))
+
+
+def resolved_labels(files: List[Tuple[str, ParsedFile]], result: CheckResult) -> Dict[str, str]:
+    """The labels NFD publishes from these files (before nfd-master's auto-prefix), reporting overrides."""
+    merge(files, "features", result)
+    labels = merge(files, "labels", result)
+    shadowed_unprefixed(labels, result)
+    return {key: entry.value for key, (_, entry) in labels.items()}
 
 
 def check_paths(paths: List[Path], now: Optional[datetime] = None) -> CheckResult:
@@ -233,20 +280,31 @@ def check_paths(paths: List[Path], now: Optional[datetime] = None) -> CheckResul
         if mode is None:
             continue
         if stat.S_ISDIR(mode):
-            try:
-                names = sorted(entry for entry in os.listdir(path) if not entry.startswith("."))
-            except OSError as error:
-                result.unreadable.append(f"{path}: cannot list: {error.strerror or error}")
-                continue
-            for name in names:
-                inner = _mode(path / name, result)
-                if inner is not None and stat.S_ISREG(inner):
-                    check_file(path / name, now, result)
+            resolved_labels(read_directory(path, now, result), result)
         elif stat.S_ISREG(mode):
-            check_file(path, now, result)
+            parsed = check_file(path, now, result)
+            if parsed is not None:
+                shadowed_unprefixed(merge([(str(path), parsed)], "labels", CheckResult()), result)
         else:
             result.unreadable.append(f"{path}: not a regular file (NFD reads only regular files)")
     return result
+
+
+def read_directory(path: Path, now: datetime, result: CheckResult) -> List[Tuple[str, ParsedFile]]:
+    """The files NFD reads in ``path``, in its order (os.ReadDir: by name, bytewise), checked."""
+    try:
+        names = sorted((entry for entry in os.listdir(path) if not entry.startswith(".")), key=os.fsencode)
+    except OSError as error:
+        result.unreadable.append(f"{path}: cannot list: {error.strerror or error}")
+        return []
+    read = []
+    for name in names:
+        inner = _mode(path / name, result)
+        if inner is not None and stat.S_ISREG(inner):
+            parsed = check_file(path / name, now, result)
+            if parsed is not None:
+                read.append((str(path / name), parsed))
+    return read
 
 
 def _mode(path: Path, result: CheckResult) -> Optional[int]:

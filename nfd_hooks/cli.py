@@ -34,11 +34,11 @@ Examples:
 
   nfd-hooks show --catalog my-accelerators.toml
 
-  nfd-hooks write --sysfs /host-sys --features-dir /features.d --expires-in 1h
+  nfd-hooks write --sysfs /host-sys --features-dir /features.d --no-usb
 
   nfd-hooks show --sysfs fixtures/usb/edge-node --no-devicetree --usb-class 08 --usb-class ff
 
-  nfd-hooks watch --sysfs /host-sys --features-dir /features.d --interval 10
+  nfd-hooks watch --sysfs /host-sys --features-dir /features.d --interval 10 --expires-in 10m
 """
 
 app = typer.Typer(
@@ -135,7 +135,12 @@ ExpiresOpt = Annotated[
         "--expires-in",
         metavar="DURATION",
         parser=parse_duration,
-        help="Add '# +expiry-time=' this far ahead (e.g. 1h, 30m).",
+        help=(
+            "Add '# +expiry-time=' this far ahead (e.g. 1h, 30m). The worker on the node "
+            "enforces it when it reads the file: after it, every label of the file is dropped "
+            "until the file is rewritten. For 'watch', which refreshes it; with a one-shot "
+            "'write' all labels vanish after DURATION until the pod restarts."
+        ),
     ),
 ]
 

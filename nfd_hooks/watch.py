@@ -28,7 +28,7 @@ from nfd_hooks.errors import NfdHooksError
 from nfd_hooks.features import MAX_FILE_SIZE
 from nfd_hooks.safe_read import read_regular_file
 from nfd_hooks.sources import SourceReport
-from nfd_hooks.writer import check_file_name, write_atomically
+from nfd_hooks.writer import check_file_name, temporary_directory, write_atomically
 
 # After a uevent, wait this long so that a device's interfaces (each with its
 # own uevent, milliseconds apart) are in sysfs before the rescan.
@@ -38,6 +38,12 @@ TICK = 0.2
 # Never rescan more often than this for an expiry refresh (a 1 s --expires-in
 # would otherwise spin).
 MIN_REFRESH_DELAY = 1.0
+# NFD v0.19's worker re-reads features.d on the first fsnotify event of each
+# 1 s tick of a free-running ticker and drops later ones: two of our events
+# (renames, or making the scratch directory) further apart than a tick always
+# have a tick between them, so each one is seen. Changes within SPACING of a
+# write are coalesced into the next rescan.
+SPACING = 1.1
 
 _EXPIRY = b"# +expiry-time="
 _EXPIRY_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -201,7 +207,7 @@ def open_events(stop: threading.Event, udev: bool, log: Log) -> Events:
 
 @dataclass
 class Watch:
-    """The loop's configuration; ``scan`` is ``api.scan`` except in tests."""
+    """The loop's configuration; ``scan`` and ``spacing`` differ only in tests."""
 
     options: api.Options
     directory: Path
@@ -209,6 +215,9 @@ class Watch:
     interval: float = api.DEFAULT_INTERVAL
     scan: Scanner = api.scan
     log: Log = log_to_stderr
+    spacing: float = SPACING
+    # time.monotonic() of our last event in features.d.
+    last_event: float = float("-inf")
 
     def check(self) -> None:
         """Bad flags fail at start (exit 2), like ``write``'s."""
@@ -222,6 +231,9 @@ class Watch:
         (a device torn out mid-read, a full disk) are logged once and retried.
         """
         self.check()
+        if temporary_directory(self.directory)[1]:
+            self.last_event = time.monotonic()
+            stop.wait(self.spacing)
         first = self.scan(self.options, None)
         devicetree = next((report for report in first.reports if report.name == "devicetree"), None)
         notices = first.notices
@@ -230,10 +242,10 @@ class Watch:
         delay = self._sync(first)
         self.log(f"watching {self.directory / self.name}: {events.description}, rescan every {self.interval:g} s")
         failure = None
-        next_scan = time.monotonic() + delay
+        next_scan = max(time.monotonic() + delay, self.last_event + self.spacing)
         while not stop.is_set():
             if events.wait(max(0.0, next_scan - time.monotonic())):
-                next_scan = min(next_scan, time.monotonic() + SETTLE)
+                next_scan = max(min(next_scan, time.monotonic() + SETTLE), self.last_event + self.spacing)
                 continue
             if stop.is_set() or time.monotonic() < next_scan:
                 continue
@@ -253,12 +265,13 @@ class Watch:
                     self.log(f"rescan failed, retrying every {self.interval:g} s: {message}")
                 failure = message
                 delay = self.interval
-            next_scan = time.monotonic() + delay
+            next_scan = max(time.monotonic() + delay, self.last_event + self.spacing)
 
     def _sync(self, result: api.Scan) -> float:
         """Sync the file; seconds until the next rescan."""
         done = sync(result, self.options, self.directory, self.name, datetime.now(timezone.utc))
         if done.reason is not None:
+            self.last_event = time.monotonic()
             labels = sum(1 for f in result.features if f.label)
             self.log(f"wrote {self.directory / self.name} ({labels} labels; {done.reason})")
         if done.refresh_in is None:

@@ -1,11 +1,17 @@
 """Put the features file on disk atomically, so NFD never reads half a file.
 
-NFD skips names starting with ``.`` (v0.15+) and re-reads on fsnotify events
-(v0.19+), so the content goes to a dotfile beside the target, is flushed,
-fsynced and made world-readable (the worker runs as 65534), then renamed over
-the target. Any failure removes the dotfile and leaves the old file as it was,
-SIGTERM included (a pod being stopped); the temporaries of a run that could
-not clean up (SIGKILL, a power cut) are removed by the next write.
+NFD skips names starting with ``.`` (v0.15+) and ignores subdirectories. Since
+v0.19 it also re-reads on fsnotify events in features.d, but only on the first
+event of each 1 s tick and drops the rest: a temporary created in features.d
+itself would fire that re-read before the rename (the worker reads the old
+file) and hide the rename. So the content goes to a temporary in a hidden
+subdirectory of features.d (same filesystem, so the rename stays atomic;
+inotify is not recursive, so writing there fires nothing NFD watches), is
+flushed, fsynced and made world-readable (the worker runs as 65534), then
+renamed over the target: the rename is the only event. Any failure removes the
+temporary and leaves the old file as it was, SIGTERM included (a pod being
+stopped); the temporaries of a run that could not clean up (SIGKILL, a power
+cut) are removed by the next write.
 """
 
 import fcntl
@@ -13,13 +19,17 @@ import os
 import re
 import signal
 import tempfile
+import stat
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Tuple
 
 from nfd_hooks.errors import InputError, OutputError, Terminated
 
 FILE_MODE = 0o644
+# One per uid (the root one-shot hook and the 65534 watcher share features.d),
+# private to it: nobody else can plant files or links where we write.
+_TEMPORARY_DIRECTORY = ".nfd-hooks-tmp.{uid}"
 _TEMPORARY_SUFFIX = ".tmp"
 # What tempfile.mkstemp puts between prefix and suffix: 8 of [a-z0-9_].
 _RANDOM_PART = r"[a-z0-9_]{8}"
@@ -39,21 +49,18 @@ def write_atomically(directory: Path, name: str, content: bytes) -> Path:
     never reads.
     """
     check_file_name(name)
-    if not directory.exists():
-        raise OutputError(f"features directory {directory} does not exist")
-    if not directory.is_dir():
-        raise OutputError(f"features directory {directory} is not a directory")
+    scratch = temporary_directory(directory)[0]
     target = directory / name
-    remove_stale_temporaries(directory, name)
+    remove_stale_temporaries(scratch, name)
     with _sigterm_raises():
-        _replace(directory, target, content)
+        _replace(directory, scratch, target, content)
     _sync_directory(directory)
     return target
 
 
-def _replace(directory: Path, target: Path, content: bytes) -> None:
+def _replace(directory: Path, scratch: Path, target: Path, content: bytes) -> None:
     try:
-        fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=_TEMPORARY_SUFFIX, dir=directory)
+        fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=_TEMPORARY_SUFFIX, dir=scratch)
     except OSError as error:
         raise OutputError(f"cannot create a file in {directory}: {error.strerror}") from None
     try:
@@ -79,20 +86,20 @@ def is_own_temporary(entry: str, name: str) -> bool:
     return re.fullmatch(re.escape(f".{name}.") + _RANDOM_PART + re.escape(_TEMPORARY_SUFFIX), entry) is not None
 
 
-def remove_stale_temporaries(directory: Path, name: str) -> None:
+def remove_stale_temporaries(scratch: Path, name: str) -> None:
     """Remove this writer's temporaries for ``name`` that no live writer holds.
 
     A writer keeps an exclusive flock on its temporary until the rename; one
     that can be locked was left by a writer that died (SIGKILL, power cut).
-    Only names this writer makes are touched; nothing else in the directory.
+    Only names this writer makes are touched.
     """
     try:
-        with os.scandir(directory) as entries:
+        with os.scandir(scratch) as entries:
             candidates = [entry.name for entry in entries if is_own_temporary(entry.name, name)]
     except OSError:
         return  # the write itself reports an unusable directory
     for candidate in candidates:
-        path = os.path.join(directory, candidate)
+        path = os.path.join(scratch, candidate)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
@@ -126,6 +133,37 @@ def _sigterm_raises() -> Iterator[None]:
 
 def _terminated(*_: object) -> None:
     raise Terminated("terminated by SIGTERM before the features file was replaced; the previous one is unchanged")
+
+
+def temporary_directory(directory: Path) -> Tuple[Path, bool]:
+    """This uid's hidden scratch directory inside ``directory``, and whether it was just made.
+
+    Making it is one fsnotify event in features.d; ``watch`` spaces its first
+    rename from it (see ``watch.SPACING``).
+    """
+    try:
+        if not stat.S_ISDIR(os.stat(directory).st_mode):
+            raise OutputError(f"features directory {directory} is not a directory")
+    except FileNotFoundError:
+        raise OutputError(f"features directory {directory} does not exist") from None
+    except OSError as error:  # a parent this user cannot search
+        raise OutputError(f"cannot use features directory {directory}: {error.strerror}") from None
+    scratch = directory / _TEMPORARY_DIRECTORY.format(uid=os.getuid())
+    created = True
+    try:
+        os.mkdir(scratch)
+        os.chmod(scratch, 0o700)  # whatever the umask
+    except FileExistsError:
+        created = False
+    except OSError as error:
+        raise OutputError(f"cannot create a directory in {directory}: {error.strerror}") from None
+    try:
+        info = os.lstat(scratch)
+    except OSError as error:
+        raise OutputError(f"cannot use {scratch}: {error.strerror}") from None
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise OutputError(f"{scratch} is not a private directory of this user; remove it")
+    return scratch, created
 
 
 def _sync_directory(directory: Path) -> None:

@@ -31,8 +31,9 @@ def require_tool(name: str) -> str:
 GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
 
 
-def labels_of(content: bytes) -> dict:
-    """The labels NFD's local source reads from ``content`` (raw features excluded),
+def labels_of(content: bytes, raw_features: bool = False) -> dict:
+    """The labels NFD's local source reads from ``content`` (with ``raw_features``:
+    every feature, ``# +no-label`` ones too, as in NFD's ``local.feature``),
     read here independently of nfd_hooks.check."""
     labels, raw_next = {}, False
     for line in content.decode("utf-8").split("\n"):  # bytes.Split on "\n" in local.go
@@ -41,7 +42,7 @@ def labels_of(content: bytes) -> dict:
             raw_next = True
         elif line and not line.startswith("#"):
             name, _, value = line.partition("=")
-            if not raw_next:
+            if raw_features or not raw_next:
                 labels[name] = value
             raw_next = False
     return labels
@@ -56,3 +57,15 @@ def run_cli(args: List[str], cwd: Optional[Path] = None, **kwargs) -> subprocess
         timeout=60,
         **kwargs,
     )
+
+
+def features_entries(directory) -> List[str]:
+    """The names a write left in ``directory``, past the writer's hidden scratch
+    directories (kept between writes), which must hold no temporary."""
+    names = []
+    for name in sorted(os.listdir(directory)):
+        if name.startswith(".nfd-hooks-tmp."):
+            assert os.listdir(os.path.join(directory, name)) == [], f"temporary left in {name}"
+        else:
+            names.append(name)
+    return names

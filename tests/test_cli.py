@@ -9,7 +9,7 @@ import pytest
 
 from nfd_hooks import cli
 from nfd_hooks.features import label_problem
-from tests.conftest import DTB_DIR, ROOT, labels_of, require_tool, run_cli
+from tests.conftest import DTB_DIR, ROOT, features_entries, labels_of, require_tool, run_cli
 from tests.fdt_expand import expand
 
 PI = str(DTB_DIR / "rpi-4-b.dtb")
@@ -118,7 +118,7 @@ def test_file_over_64k_is_refused_and_the_previous_file_kept(tmp_path):
     assert_one_line_error(done, 1)
     assert "65536" in done.stderr.decode()
     assert (out / "nfd-hooks").read_text() == "previous\n"
-    assert os.listdir(out) == ["nfd-hooks"]
+    assert features_entries(out) == ["nfd-hooks"]
 
 
 def test_unwritable_directory_is_exit_1_and_keeps_the_file(tmp_path):
@@ -135,7 +135,7 @@ def test_unwritable_directory_is_exit_1_and_keeps_the_file(tmp_path):
         subprocess.run([chattr, "-i", str(out)], check=True)
     assert_one_line_error(done, 1)
     assert (out / "nfd-hooks").read_text() == "previous\n"
-    assert os.listdir(out) == ["nfd-hooks"]
+    assert features_entries(out) == ["nfd-hooks"]
 
 
 def test_unreadable_live_tree_property_is_skipped_not_fatal(tmp_path):

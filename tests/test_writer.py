@@ -22,6 +22,13 @@ def features_dir(tmp_path: Path) -> Path:
     return directory
 
 
+def _left_in(directory: Path):
+    """What a write leaves: the visible names, and nothing in the scratch directory."""
+    scratch = directory / f".nfd-hooks-tmp.{os.getuid()}"
+    assert not scratch.exists() or list(scratch.iterdir()) == []
+    return sorted(p.name for p in directory.iterdir() if p != scratch)
+
+
 def test_replaces_the_file_world_readable_even_under_a_strict_umask(features_dir):
     previous = os.umask(0o077)
     try:
@@ -30,10 +37,11 @@ def test_replaces_the_file_world_readable_even_under_a_strict_umask(features_dir
         os.umask(previous)
     assert target.read_bytes() == NEW
     assert stat.S_IMODE(target.stat().st_mode) == 0o644
-    assert sorted(p.name for p in features_dir.iterdir()) == ["nfd-hooks"]
+    assert _left_in(features_dir) == ["nfd-hooks"]
 
 
-def test_temporary_file_is_a_dotfile_in_the_target_directory(features_dir, monkeypatch):
+def test_temporary_file_is_in_a_private_hidden_subdirectory(features_dir, monkeypatch):
+    """NFD's fsnotify watch on features.d must see the rename and nothing before it."""
     seen = []
     real_replace = os.replace
 
@@ -43,8 +51,26 @@ def test_temporary_file_is_a_dotfile_in_the_target_directory(features_dir, monke
 
     monkeypatch.setattr(os, "replace", spy)
     writer.write_atomically(features_dir, "nfd-hooks", NEW)
-    assert seen[0].parent == features_dir
+    scratch = seen[0].parent
+    assert scratch.parent == features_dir and scratch.name.startswith(".")
+    assert stat.S_IMODE(scratch.stat().st_mode) == 0o700 and scratch.stat().st_uid == os.getuid()
     assert seen[0].name.startswith(".nfd-hooks.") and seen[0].name.endswith(".tmp")
+
+
+def test_a_planted_scratch_directory_is_refused(features_dir):
+    """A symlink (or someone else's directory) where the scratch goes: never written through."""
+    elsewhere = features_dir.parent / "elsewhere"
+    elsewhere.mkdir()
+    (features_dir / f".nfd-hooks-tmp.{os.getuid()}").symlink_to(elsewhere)
+    with pytest.raises(OutputError, match="not a private directory"):
+        writer.write_atomically(features_dir, "nfd-hooks", NEW)
+    assert (features_dir / "nfd-hooks").read_bytes() == OLD
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_scratch_directory_is_made_once(features_dir):
+    assert writer.temporary_directory(features_dir)[1] is True
+    assert writer.temporary_directory(features_dir)[1] is False
 
 
 def _fail(*_args, **_kwargs):
@@ -80,7 +106,7 @@ def test_failure_at_each_step_keeps_the_old_file_and_leaves_no_dotfile(features_
     with pytest.raises(OutputError, match="cannot write"):
         writer.write_atomically(features_dir, "nfd-hooks", NEW)
     assert (features_dir / "nfd-hooks").read_bytes() == OLD
-    assert sorted(p.name for p in features_dir.iterdir()) == ["nfd-hooks"]
+    assert _left_in(features_dir) == ["nfd-hooks"]
 
 
 def test_full_disk_message_says_so(features_dir, monkeypatch):
@@ -98,7 +124,7 @@ def test_interrupt_between_write_and_rename_cleans_up_and_propagates(features_di
     with pytest.raises(KeyboardInterrupt):
         writer.write_atomically(features_dir, "nfd-hooks", NEW)
     assert (features_dir / "nfd-hooks").read_bytes() == OLD
-    assert sorted(p.name for p in features_dir.iterdir()) == ["nfd-hooks"]
+    assert _left_in(features_dir) == ["nfd-hooks"]
 
 
 def test_cannot_create_the_temporary_file(features_dir, monkeypatch):

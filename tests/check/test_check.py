@@ -184,7 +184,32 @@ def test_directory_means_the_files_nfd_reads(tmp_path):
     (tmp_path / "sub" / "ignored").write_text("bad name\n")
     (tmp_path / "link").symlink_to(tmp_path / "bad")
     result = check_paths([tmp_path], NOW)
-    assert sorted(Path(path).name for path, _ in result.problems) == ["bad", "link"]
+    found = sorted((Path(path).name, problem.warning) for path, problem in result.problems)
+    # link (same content as bad, later in name order) also overrides bad's key, as NFD logs.
+    assert found == [("bad", False), ("link", False), ("link", True)]
+
+
+def test_directory_reports_cross_file_overrides_as_nfd_resolves_them(tmp_path):
+    (tmp_path / "10-vendor").write_text("example.com/a=1\nexample.com/b=1\nshared=1\n# +no-label\nexample.com/raw=1\n")
+    (tmp_path / "20-nfd-hooks").write_text("example.com/a=2\n")
+    (tmp_path / "30-site").write_text("example.com/a=3\nfeature.node.kubernetes.io/shared=2\n# +no-label\nexample.com/raw=2\n")
+    result = check_paths([tmp_path], NOW)
+    lines = sorted(problem.format(Path(path).name) for path, problem in result.problems)
+    assert lines == [
+        "10-vendor:3: warning: label 'shared' has no prefix: nfd-master adds 'feature.node.kubernetes.io/' "
+        "(and keeps it unprefixed when its DisableAutoPrefix feature gate is on); write the full name",
+        "10-vendor:3: warning: label 'shared' is ignored by nfd-master: feature.node.kubernetes.io/shared is also given "
+        f"({tmp_path}/30-site:2)",
+        f"20-nfd-hooks:1: warning: label 'example.com/a'='2' overrides {tmp_path}/10-vendor:1 ('1'): "
+        "NFD keeps this value (later file in name order)",
+        f"30-site:1: warning: label 'example.com/a'='3' overrides {tmp_path}/20-nfd-hooks:1 ('2'): "
+        "NFD keeps this value (later file in name order)",
+        f"30-site:4: warning: raw feature 'example.com/raw'='2' overrides {tmp_path}/10-vendor:5 ('1'): "
+        "NFD keeps this value (later file in name order)",
+    ]
+    assert result.exit_code() == 0 and result.exit_code(strict=True) == 1
+    # Each file alone has none of them.
+    assert all(not check_paths([tmp_path / name], NOW).problems for name in ("20-nfd-hooks", "30-site"))
 
 
 def test_cli_output_and_exit_codes(tmp_path):

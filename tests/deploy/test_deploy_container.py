@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from deploytools import ROOT, debian_tool, missing, run
+from tests.conftest import features_entries
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="containers need Linux")
 
@@ -187,7 +188,7 @@ def test_write_in_container_matches_the_board(podman, image, rpi_sysfs, tmp_path
     assert result.returncode == 0, result.stderr
     written = features / "nfd-hooks"
     assert stat.S_IMODE(written.stat().st_mode) == 0o644  # readable by the worker (65534)
-    assert [p.name for p in features.iterdir()] == ["nfd-hooks"]  # no temporary left behind
+    assert features_entries(features) == ["nfd-hooks"]  # no temporary left behind
     content = written.read_text()
     expected = set((EXPECTED / "rpi-4-b.labels").read_text().split())
     assert _labels(content) == expected
@@ -200,11 +201,12 @@ def test_write_in_container_matches_the_board(podman, image, rpi_sysfs, tmp_path
 
 
 def test_write_in_container_unprivileged(podman, image, rpi_sysfs, tmp_path):
-    """As manifests/overlays/unprivileged runs it: uid 65534, no capabilities."""
+    """As manifests/overlays/unprivileged runs it: uid 0, no capabilities, into
+    the host's features.d (root's, mode 0755)."""
     features = tmp_path / "features.d"
     features.mkdir()
-    features.chmod(0o777)  # as an emptyDir is
-    result = _write_in_container(podman, image, rpi_sysfs, features, "--user", "65534:65534",
+    features.chmod(0o755)
+    result = _write_in_container(podman, image, rpi_sysfs, features, "--user", "0:0",
                                  "--cap-drop", "ALL", "--security-opt", "no-new-privileges")
     assert result.returncode == 0, result.stderr
     assert _labels((features / "nfd-hooks").read_text()) == set((EXPECTED / "rpi-4-b.labels").read_text().split())

@@ -144,7 +144,8 @@ def test_worker_is_nfds_unprivileged_worker():
         assert volumes[name]["hostPath"] == {"path": host}
         assert mounts[name] == {"name": name, "mountPath": path, "readOnly": True}
     assert mounts["features-d"] == {"name": "features-d", "mountPath": FEATURES_D, "readOnly": True}
-    assert "emptyDir" in volumes["features-d"]
+    # The host's features.d, as NFD mounts it: other tools' files there reach the worker too.
+    assert volumes["features-d"]["hostPath"] == {"path": FEATURES_D, "type": "DirectoryOrCreate"}
     assert mounts["nfd-worker-conf"]["mountPath"] == "/etc/kubernetes/node-feature-discovery"
     assert mounts["nfd-worker-conf"]["readOnly"] is True
 
@@ -157,6 +158,7 @@ def test_hook_is_the_seeds_privileged_one_shot():
     assert args[args.index("--sysfs") + 1] == "/host-sys"
     features_dir = args[args.index("--features-dir") + 1]
     assert "--expires-in" not in args  # a one-shot hook must not let its labels expire
+    assert "--no-usb" in args  # NFD's usb source owns the USB labels: they go at its rescan
     mounts = {m["name"]: m for m in hook["volumeMounts"]}
     assert mounts["host-sys"] == {"name": "host-sys", "mountPath": "/host-sys", "readOnly": True}
     assert mounts["features-d"]["mountPath"] == features_dir
@@ -183,7 +185,8 @@ def test_unprivileged_overlay():
     assert context.get("privileged") is False
     assert context["allowPrivilegeEscalation"] is False
     assert context["capabilities"] == {"drop": ["ALL"]}
-    assert context["runAsNonRoot"] is True and context["runAsUser"] == 65534
+    # uid 0 only as the owner of the host's root-owned features.d: no capability, no escalation.
+    assert context["runAsNonRoot"] is False and context["runAsUser"] == 0 and context["runAsGroup"] == 0
     assert context["readOnlyRootFilesystem"] is True
     assert {"name": "host-sys", "mountPath": "/host-sys", "readOnly": True} in hook["volumeMounts"]
     assert hook["args"] == pod_spec()["initContainers"][0]["args"]

@@ -68,7 +68,27 @@ def test_native_watcher_runs_after_the_one_shot_hook_which_is_unchanged():
     assert native["initContainers"][0]["securityContext"]["privileged"] is True
     assert native["initContainers"][-1]["restartPolicy"] == "Always"
     assert native["containers"] == base["containers"]
-    assert native["volumes"] == base["volumes"]
+    # The same volumes; only the worker's config differs (NFD's usb source labels nothing).
+    unhashed = lambda volumes: [{**v, "configMap": {}} if "configMap" in v else v for v in volumes]  # noqa: E731
+    assert unhashed(native["volumes"]) == unhashed(base["volumes"])
+
+
+def config(root: str) -> dict:
+    docs = [d for d in yaml.safe_load_all(render(root)) if d and d["kind"] == "ConfigMap"]
+    return yaml.safe_load(docs[0]["data"]["nfd-worker.conf"])
+
+
+@pytest.mark.parametrize("root", [NATIVE, REGULAR])
+def test_the_watcher_owns_usb_labels_and_lets_them_expire(root):
+    """NFD's usb source would keep an unplugged device's usb-* label until its
+    rescan; the watcher refreshes its expiry, so a file it left stops counting."""
+    base, hotplug = config("manifests/base"), config(root)
+    assert hotplug["core"]["labelSources"] == ["all", "-usb"]
+    assert {**hotplug, "core": {**hotplug["core"], "labelSources": base["core"]["labelSources"]}} == base
+    spec = pod_spec(root)
+    args = by_name(spec["initContainers"] + spec["containers"])[WATCHER]["args"]
+    assert "--no-usb" not in args and args[args.index("--expires-in") + 1] == "10m"
+    assert "--no-usb" in by_name(spec["initContainers"])["nfd-hooks"]["args"]
 
 
 def test_regular_sidecar_is_a_container_beside_the_worker():
@@ -86,7 +106,8 @@ def test_watcher_is_unprivileged(root):
     spec = pod_spec(root)
     watcher = by_name(spec["initContainers"] + spec["containers"])[WATCHER]
     context = watcher["securityContext"]
-    assert context["runAsNonRoot"] is True and context["runAsUser"] != 0
+    # uid 0 only to write the host's root-owned features.d (tests/deploy/test_helm_unprivileged.py).
+    assert context["runAsUser"] == 0 and context["runAsNonRoot"] is False
     assert context["readOnlyRootFilesystem"] is True
     assert context["allowPrivilegeEscalation"] is False
     assert context["capabilities"] == {"drop": ["ALL"]}

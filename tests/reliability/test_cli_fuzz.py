@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from nfd_hooks import api
 from nfd_hooks.errors import NfdHooksError
+from tests.conftest import features_entries
 from tests.reliability.invariants import count, scaled, scratch_dir
 from tests.reliability.strategies import fs_trees
 from tests.reliability.test_blob_fuzz import fixture_blobs
@@ -67,7 +68,7 @@ def check_command(source: List[str], options: api.Options, json_too: bool) -> No
         written = run("write", *source, "--features-dir", out)
         assert written.returncode == code and b"Traceback" not in written.stderr, written.stderr
         assert (Path(out) / "nfd-hooks").read_bytes() == (expected if not code else OLD)
-        assert os.listdir(out) == ["nfd-hooks"]
+        assert features_entries(out) == ["nfd-hooks"]
 
 
 @scaled(50)

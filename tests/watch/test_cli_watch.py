@@ -10,7 +10,7 @@ from typing import List
 
 import pytest
 
-from tests.conftest import DTB_DIR, run_cli
+from tests.conftest import DTB_DIR, features_entries, run_cli
 from tests.conftest import labels_of
 
 PI = str(DTB_DIR / "rpi-4-b.dtb")
@@ -68,7 +68,7 @@ def test_signal_ends_it_within_a_second_with_exit_0(features_dir, signum):
     finally:
         watcher.kill()
     assert (features_dir / "nfd-hooks").read_bytes() == run_cli(["show", "--devicetree", PI, "--no-usb"]).stdout
-    assert not [name for name in os.listdir(features_dir) if name.startswith(".")]
+    assert features_entries(features_dir) == ["nfd-hooks"]
 
 
 def test_unchanged_node_leaves_the_file_untouched(features_dir, tmp_path):

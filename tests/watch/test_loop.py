@@ -1,5 +1,6 @@
 """The watch loop with a scripted node: what it writes, when, and what it leaves alone."""
 
+import os
 import threading
 import time
 from datetime import timedelta
@@ -12,7 +13,7 @@ from nfd_hooks import api
 from nfd_hooks.errors import InputError
 from nfd_hooks.features import Feature
 from nfd_hooks.sources import SourceReport
-from nfd_hooks.watch import Events, Watch, split_expiry
+from nfd_hooks.watch import SPACING, Events, Watch, split_expiry
 from tests.conftest import labels_of
 
 INTERVAL = 0.1
@@ -82,10 +83,10 @@ def logged() -> List[str]:
     return []
 
 
-def start(node: Node, directory: Path, logged: List[str], **options) -> Running:
-    watch = Watch(api.Options(**options), directory, "nfd-hooks", INTERVAL, node.scan, logged.append)
+def start(node: Node, directory: Path, logged: List[str], spacing: float = INTERVAL / 2, **options) -> Running:
+    watch = Watch(api.Options(**options), directory, "nfd-hooks", INTERVAL, node.scan, logged.append, spacing)
     running = Running(watch)
-    assert wait_for(lambda: (directory / "nfd-hooks").exists(), 1), running.errors
+    assert wait_for(lambda: (directory / "nfd-hooks").exists(), 1 + spacing), running.errors
     return running
 
 
@@ -181,7 +182,48 @@ def test_interval_must_be_positive(tmp_path, interval):
 def test_stop_ends_the_loop_promptly(node, tmp_path, logged):
     watch = Watch(api.Options(), tmp_path, "nfd-hooks", 30.0, node.scan, logged.append)
     running = Running(watch)
-    assert wait_for(lambda: (tmp_path / "nfd-hooks").exists(), 1)
+    assert wait_for(lambda: (tmp_path / "nfd-hooks").exists(), 1 + SPACING)
     stopped = time.monotonic()
     running.finish()
     assert time.monotonic() - stopped < 0.5
+
+
+class Renames:
+    """Records when the file is renamed into place: NFD's fsnotify events."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.times: List[float] = []
+        real = os.replace
+
+        def replace(source, destination):
+            real(source, destination)
+            self.times.append(time.monotonic())
+
+        monkeypatch.setattr(os, "replace", replace)
+
+
+def test_changes_closer_than_nfds_tick_are_coalesced(node, tmp_path, logged, monkeypatch):
+    """NFD v0.19 drops every features.d event but the first of each 1 s tick:
+    a plug and unplug 0.2 s apart must not become two renames 0.2 s apart,
+    and the last state must still land."""
+    renames = Renames(monkeypatch)
+    running = start(node, tmp_path, logged, spacing=SPACING)
+    for _ in range(3):
+        node.usb[NCS2] = "true"
+        time.sleep(0.2)
+        del node.usb[NCS2]
+        time.sleep(0.2)
+    node.usb[NCS2] = "true"
+    assert wait_for(lambda: NCS2 in labels(tmp_path), 2 * SPACING + INTERVAL)
+    running.finish()
+    gaps = [later - earlier for earlier, later in zip(renames.times, renames.times[1:])]
+    assert len(renames.times) >= 2 and all(gap >= SPACING for gap in gaps), gaps
+    assert len(renames.times) <= 1 + (renames.times[-1] - renames.times[0]) / SPACING
+
+
+def test_the_first_rename_waits_a_tick_after_making_the_scratch_directory(node, tmp_path, logged, monkeypatch):
+    renames = Renames(monkeypatch)
+    started = time.monotonic()
+    running = start(node, tmp_path, logged, spacing=SPACING)
+    running.finish()
+    assert renames.times[0] - started >= SPACING
