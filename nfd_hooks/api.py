@@ -36,6 +36,7 @@ class Options(NamedTuple):
 
     sysfs: Path = Path("/sys")
     devicetree: Optional[Path] = None  # None: the live tree under <sysfs>
+    devicetree_required: bool = True  # a named devicetree must exist (a replayed bundle may have none)
     nodes: Tuple[str, ...] = ()  # added to devicetree_source.DEFAULT_NODES
     prefix: str = DEFAULT_PREFIX
     include_disabled: bool = False
@@ -57,7 +58,7 @@ class Options(NamedTuple):
         path = self.devicetree if named else self.sysfs / "firmware" / "devicetree" / "base"
         return devicetree_source.DevicetreeOptions(
             path=path,
-            required=named,
+            required=named and self.devicetree_required,
             nodes=tuple(dict.fromkeys(devicetree_source.DEFAULT_NODES + self.nodes)),
             prefix=self.prefix,
             include_disabled=self.include_disabled,
@@ -180,12 +181,17 @@ def replay_options(bundle: Path, options: Options) -> Options:
     A bundle holds sysfs attribute files only, so the USB devices are read with
     the plain sysfs backend (udev and libusb read the live machine).
     """
-    from nfd_hooks.capture import open_bundle  # lazy: only replay needs it
+    from nfd_hooks.capture import DEVICETREE, open_bundle  # lazy: only replay needs it
 
     if options.usb_backend not in ("auto", "sysfs"):
         raise InputError(f"--replay reads USB devices from the bundle's files; drop --usb-backend {options.usb_backend}")
     opened = open_bundle(bundle)
-    return options._replace(sysfs=opened.sysfs, devicetree=opened.devicetree, usb_backend="sysfs")
+    return options._replace(
+        sysfs=opened.sysfs,
+        devicetree=opened.devicetree or bundle / DEVICETREE,  # absent: "no devicetree at B/devicetree.dtb"
+        devicetree_required=opened.devicetree is not None,
+        usb_backend="sysfs",
+    )
 
 
 def capture(

@@ -26,9 +26,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from nfd_hooks import __version__
 from nfd_hooks.errors import InputError, OutputError
-from nfd_hooks.safe_read import read_regular_file
-from nfd_hooks.sources.devicetree.blob import MAX_BLOB_SIZE, BlobNode, looks_like_blob, parse_blob
-from nfd_hooks.sources.usb.sysfs import DEVICE_ATTRIBUTES, INTERFACE_ATTRIBUTES
+from nfd_hooks.safe_read import OutsideRoot, open_path, read_regular_file
+from nfd_hooks.sources.devicetree.blob import MAX_BLOB_SIZE, MAX_DEPTH, BlobNode, is_blob_name, looks_like_blob, parse_blob
+from nfd_hooks.sources.usb.sysfs import ATTRIBUTES, DEVICE_ATTRIBUTES, INTERFACE_ATTRIBUTES
 
 FORMAT = "nfd-hooks-bundle/1"
 MANIFEST = "manifest.json"
@@ -89,10 +89,10 @@ def read_live_tree(directory: Path) -> PlainNode:
     only, drops those ``name`` properties and bounds the total size.
     """
     root = PlainNode("/")
-    pending: List[Tuple[Path, PlainNode]] = [(directory, root)]
+    pending: List[Tuple[Path, PlainNode, int]] = [(directory, root, 0)]
     total = 0
     while pending:
-        path, node = pending.pop()
+        path, node, depth = pending.pop()
         try:
             entries = sorted(os.scandir(path), key=lambda e: e.name)
         except OSError as error:
@@ -100,10 +100,12 @@ def read_live_tree(directory: Path) -> PlainNode:
         for entry in entries:
             if entry.is_symlink():
                 continue
+            if entry.is_dir() or entry.is_file():
+                _check_blob_name(entry.path, entry.name, depth + entry.is_dir())
             if entry.is_dir():
                 child = PlainNode(entry.name)
                 node.children.append(child)
-                pending.append((Path(entry.path), child))
+                pending.append((Path(entry.path), child, depth + 1))
             elif entry.is_file():
                 value = _read_regular(Path(entry.path), MAX_BLOB_SIZE)
                 if value is None:
@@ -114,6 +116,16 @@ def read_live_tree(directory: Path) -> PlainNode:
                 if not (entry.name == "name" and value == _synthesized_name(node.name)):
                     node.properties[entry.name] = value
     return root
+
+
+def _check_blob_name(path: str, name: str, depth: int) -> None:
+    """Refuse, before anything is written, a live tree no blob can hold, rather
+    than write a bundle replay would refuse: Linux never builds one (it skips
+    nodes deeper than FDT_MAX_DEPTH, and names come from a blob's printable ones)."""
+    if depth > MAX_DEPTH:
+        raise InputError(f"{path}: devicetree nested deeper than {MAX_DEPTH} levels: a blob cannot hold it")
+    if not is_blob_name(os.fsencode(name)):
+        raise InputError(f"{path}: devicetree name {name!r} is not printable ASCII: a blob cannot hold it")
 
 
 def _from_blob_node(blob_root: BlobNode) -> PlainNode:
@@ -267,7 +279,20 @@ def capture_usb(sysfs: Path, with_serials: bool, notices: List[str]) -> Tuple[Di
         for sub in sorted(os.scandir(real), key=lambda e: e.name):
             if sub.is_dir(follow_symlinks=False) and os.path.isfile(os.path.join(sub.path, "bInterfaceClass")):
                 _copy_attributes(Path(sub.path), f"{target}/{sub.name}", INTERFACE_ATTRIBUTES, files)
-    return files, links, devices
+    return files, _captured_links(links, files), devices
+
+
+def _captured_links(links: Dict[str, str], files: Dict[str, bytes]) -> Dict[str, str]:
+    """The links whose target directory holds a captured file: a device torn
+    out while captured (or one without idProduct) leaves no dangling link."""
+    captured = {parent for path in files for parent in _parents(path)}
+    top = "/".join(USB_DEVICES)
+    return {path: target for path, target in links.items() if os.path.normpath(os.path.join(top, target)) in captured}
+
+
+def _parents(path: str) -> List[str]:
+    parts = path.split("/")
+    return ["/".join(parts[:n]) for n in range(1, len(parts))]
 
 
 def _copy_attributes(directory: Path, target: str, names: Any, files: Dict[str, bytes]) -> List[str]:
@@ -322,18 +347,22 @@ def capture(
         "symlinks": {f"{SYS}/{path}": target for path, target in sorted(links.items())},
     }
     content = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
-    _write_tree(directory, files, manifest["symlinks"], content)
+    # sys/ always, and the USB bus when the node has one: replay then sees what the node showed
+    directories = [SYS] + (["/".join((SYS,) + USB_DEVICES)] if sysfs.joinpath(*USB_DEVICES).is_dir() else [])
+    _write_tree(directory, directories, files, manifest["symlinks"], content)
     size = len(content) + sum(len(data) for data in files.values())
     return Capture(directory, blob_from, devices, size, notices)
 
 
-def _write_tree(directory: Path, files: Dict[str, bytes], links: Dict[str, str], manifest: bytes) -> None:
+def _write_tree(directory: Path, directories: List[str], files: Dict[str, bytes], links: Dict[str, str], manifest: bytes) -> None:
     parent = directory.absolute().parent
     try:
         staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=parent))
     except OSError as error:
         raise OutputError(f"cannot create a directory in {parent}: {error.strerror}") from None
     try:
+        for path in directories:
+            (staging / path).mkdir(parents=True, exist_ok=True)
         for path, data in files.items():
             target = staging / path
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -351,41 +380,90 @@ def _write_tree(directory: Path, files: Dict[str, bytes], links: Dict[str, str],
 
 
 def open_bundle(directory: Path) -> Bundle:
-    """Verify a bundle against its manifest; InputError (one line) when it is not intact."""
-    data = _read_regular(directory / MANIFEST, MAX_MANIFEST_SIZE + 1)
-    if data is None:
-        raise InputError(f"{directory}: not a capture bundle (no readable {MANIFEST})")
+    """Verify a bundle against its manifest; InputError (one line) when it is not intact.
+
+    Every path is resolved beneath the bundle for real (``safe_read``'s
+    ``beneath``): a chain of in-bundle symlinks that leads outside it is
+    refused, whatever its text looks like. Only the layout capture writes is
+    accepted: attribute files named as the sysfs reader reads them, the
+    devicetree blob, and the symlinks of ``sys/bus/usb/devices``.
+    """
+    try:
+        root = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as error:
+        raise InputError(f"{directory}: not a capture bundle ({error.strerror})") from None
+    try:
+        manifest = _read_manifest(directory, root)
+        _check_files(directory, root, manifest["files"])
+        _check_links(directory, root, manifest["symlinks"])
+    finally:
+        os.close(root)
+    extra = _unlisted(directory, set(manifest["files"]) | set(manifest["symlinks"]))
+    if extra:
+        raise InputError(f"{directory}: bundle damaged: {extra} is not in {MANIFEST}")
+    has_blob = DEVICETREE in manifest["files"]
+    return Bundle(directory / SYS, directory / DEVICETREE if has_blob else None, manifest)
+
+
+def _read_manifest(directory: Path, root: int) -> Dict[str, Any]:
+    try:
+        data = read_regular_file(MANIFEST, MAX_MANIFEST_SIZE + 1, follow_symlinks=False, dir_fd=root)
+    except OSError:
+        raise InputError(f"{directory}: not a capture bundle (no readable {MANIFEST})") from None
     try:
         manifest = json.loads(data)
     except ValueError:
         raise InputError(f"{directory}: {MANIFEST} is not JSON") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise InputError(f"{directory}: {MANIFEST} is not a {FORMAT} manifest")
-    files, links = manifest.get("files"), manifest.get("symlinks")
-    if not _str_map(files) or not _str_map(links):
+    if not _str_map(manifest.get("files")) or not _str_map(manifest.get("symlinks")):
         raise InputError(f"{directory}: {MANIFEST} has no valid files/symlinks lists")
+    return manifest
+
+
+def _check_files(directory: Path, root: int, files: Dict[str, str]) -> None:
     for path, digest in files.items():
-        if not _safe(path) or not (path == DEVICETREE or path.startswith(SYS + "/")):
+        parts = path.split("/")
+        attribute = _safe(path) and parts[0] == SYS and len(parts) > 2 and parts[-1] in ATTRIBUTES
+        if not (path == DEVICETREE or attribute):
             raise InputError(f"{directory}: {MANIFEST} names an unexpected file {path!r}")
-        content = _read_regular(directory / path, MAX_BLOB_SIZE + 1)
-        if content is None:
-            raise InputError(f"{directory}: bundle damaged: {path} is missing")
+        try:
+            content = read_regular_file(path, MAX_BLOB_SIZE + 1, follow_symlinks=False, dir_fd=root, beneath=True)
+        except OutsideRoot:
+            raise InputError(f"{directory}: bundle damaged: {path} leads outside the bundle") from None
+        except OSError as error:
+            raise InputError(f"{directory}: bundle damaged: {path} is missing ({error.strerror})") from None
         if _sha256(content) != digest:
             raise InputError(f"{directory}: bundle damaged: {path} does not match its sha256")
-    for path, target in links.items():
-        if not _safe(path) or not path.startswith(SYS + "/") or not _inside(path, target):
-            raise InputError(f"{directory}: {MANIFEST} names an unsafe symlink {path!r}")
-        try:
-            actual = os.readlink(directory / path)
-        except OSError:
-            raise InputError(f"{directory}: bundle damaged: symlink {path} is missing") from None
-        if actual != target:
-            raise InputError(f"{directory}: bundle damaged: symlink {path} points elsewhere")
-    extra = _unlisted(directory, set(files) | set(links))
-    if extra:
-        raise InputError(f"{directory}: bundle damaged: {extra} is not in {MANIFEST}")
-    has_blob = DEVICETREE in files
-    return Bundle(directory / SYS, directory / DEVICETREE if has_blob else None, manifest)
+
+
+def _check_links(directory: Path, root: int, links: Dict[str, str]) -> None:
+    """Each symlink is one of ``sys/bus/usb/devices``, as listed, and stays in ``sys/`` when followed."""
+    devices = "/".join((SYS,) + USB_DEVICES)
+    try:
+        sys_fd = open_path(SYS, os.O_RDONLY | os.O_DIRECTORY, follow_symlinks=False, dir_fd=root)
+    except OSError as error:
+        if links:
+            raise InputError(f"{directory}: bundle damaged: {SYS}/ is not a directory ({error.strerror})") from None
+        return
+    try:
+        for path, target in links.items():
+            if not _safe(path) or path.rpartition("/")[0] != devices or target.startswith("/"):
+                raise InputError(f"{directory}: {MANIFEST} names an unsafe symlink {path!r}")
+            try:
+                actual = os.readlink(path, dir_fd=root)
+            except OSError:
+                raise InputError(f"{directory}: bundle damaged: symlink {path} is missing") from None
+            if actual != target:
+                raise InputError(f"{directory}: bundle damaged: symlink {path} points elsewhere")
+            try:
+                os.close(open_path(path[len(SYS) + 1:], os.O_RDONLY | os.O_DIRECTORY, dir_fd=sys_fd, beneath=True))
+            except OutsideRoot:
+                raise InputError(f"{directory}: bundle damaged: symlink {path} leads outside {SYS}/") from None
+            except OSError:
+                pass  # dangling or not a directory: the sysfs reader skips it, as on a live node
+    finally:
+        os.close(sys_fd)
 
 
 def _str_map(value: Any) -> bool:
@@ -398,17 +476,9 @@ def _safe(path: str) -> bool:
     return bool(path) and not path.startswith("/") and all(p not in ("", ".", "..") for p in parts)
 
 
-def _inside(path: str, target: str) -> bool:
-    """Whether symlink ``path`` -> relative ``target`` stays under ``sys/``, lexically."""
-    if target.startswith("/"):
-        return False
-    resolved = os.path.normpath(os.path.join(os.path.dirname(path), target))
-    return resolved.startswith(SYS + "/")
-
-
 def _unlisted(directory: Path, listed: set) -> Optional[str]:
     """The first file or symlink under ``sys/`` (or a stray top-level blob) the manifest does not list."""
-    if (directory / DEVICETREE).exists() and DEVICETREE not in listed:
+    if os.path.lexists(directory / DEVICETREE) and DEVICETREE not in listed:
         return DEVICETREE
     for top, dirs, names in os.walk(directory / SYS):
         for name in sorted(dirs + names):

@@ -22,6 +22,7 @@ except ImportError:  # older typer (the one Python 3.9 and 3.10 get) runs on cli
     from click import ClickException as UsageProblem
 
 from nfd_hooks import __version__, api
+from nfd_hooks.durations import parse_duration
 from nfd_hooks.errors import InputError, NfdHooksError
 from nfd_hooks.sources import usb as usb_source
 
@@ -52,19 +53,6 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-# Compiled on first use (re caches it), not at import: most runs have no --expires-in.
-_DURATION = r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?\Z"
-
-
-def parse_duration(text: str) -> timedelta:
-    """``90s``, ``15m``, ``1h30m``, ``2d``: Go-like durations, without fractions."""
-    match = re.match(_DURATION, text.strip())
-    if not text.strip() or not match or not any(match.groups()):
-        raise typer.BadParameter(f"{text!r} is not a duration like 90s, 15m, 1h30m or 2d")
-    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
-
 
 SysfsOpt = Annotated[
     Path, typer.Option("--sysfs", help="The host's sysfs root; in a container often /host-sys.")
@@ -335,11 +323,11 @@ def capture(
     """Capture this node's devicetree and USB attributes into a bundle for 'show --replay'."""
     done = api.capture(directory, sysfs, devicetree, with_serials)
     for notice in done.notices:
-        print(f"nfd-hooks: {notice}", file=sys.stderr)
+        print(f"nfd-hooks: {one_line(notice)}", file=sys.stderr)
     source = done.devicetree_from or "none"
     print(
-        f"nfd-hooks: captured {done.directory} (devicetree from {source}, {done.usb_devices} USB devices, "
-        f"{done.size} bytes)",
+        f"nfd-hooks: captured {one_line(str(done.directory))} (devicetree from {one_line(source)}, "
+        f"{done.usb_devices} USB devices, {done.size} bytes)",
         file=sys.stderr,
     )
 
@@ -366,9 +354,9 @@ def check(
 
     result = check_paths(files)
     for path, problem in result.problems:
-        print(problem.format(path))
+        print(one_line(problem.format(path)))  # file names and contents come from the node
     for message in result.unreadable:
-        print(f"nfd-hooks: error: {message}", file=sys.stderr)
+        print(f"nfd-hooks: error: {one_line(message)}", file=sys.stderr)
     raise typer.Exit(result.exit_code(strict))
 
 

@@ -21,3 +21,9 @@ class OutputError(NfdHooksError):
     """The features file cannot be rendered or written."""
 
     exit_code = 1
+
+
+class Terminated(NfdHooksError):
+    """SIGTERM arrived mid-write; the temporary file is gone, the old file unchanged."""
+
+    exit_code = 143  # 128 + SIGTERM, what a shell reports for a process it ended

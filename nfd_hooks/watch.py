@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Callable, List, Optional, Tuple
 
 from nfd_hooks import api
-from nfd_hooks.errors import InputError, NfdHooksError
+from nfd_hooks.durations import check_interval
+from nfd_hooks.errors import NfdHooksError
 from nfd_hooks.features import MAX_FILE_SIZE
+from nfd_hooks.safe_read import read_regular_file
 from nfd_hooks.sources import SourceReport
 from nfd_hooks.writer import check_file_name, temporary_directory, write_atomically
 
@@ -107,10 +109,11 @@ def refresh_delay(content: bytes, now: datetime, expires_in: Optional[timedelta]
 
 
 def read_existing(path: Path) -> Optional[bytes]:
-    """The current file, or None when it cannot be read (then it is rewritten)."""
+    """The current file, or None when it cannot be read or is no regular file
+    (then it is rewritten). Opened non-blocking: a FIFO planted at the target
+    must not hang the watcher, deaf to SIGTERM."""
     try:
-        with path.open("rb") as stream:
-            return stream.read(MAX_FILE_SIZE + 1)
+        return read_regular_file(str(path), MAX_FILE_SIZE + 1)
     except OSError:
         return None
 
@@ -218,8 +221,7 @@ class Watch:
 
     def check(self) -> None:
         """Bad flags fail at start (exit 2), like ``write``'s."""
-        if not self.interval > 0:
-            raise InputError(f"--interval {self.interval!r} must be a positive number of seconds")
+        check_interval(self.interval)
         check_file_name(self.name)
 
     def run(self, stop: threading.Event, events: Events) -> None:

@@ -201,11 +201,12 @@ def test_write_in_container_matches_the_board(podman, image, rpi_sysfs, tmp_path
 
 
 def test_write_in_container_unprivileged(podman, image, rpi_sysfs, tmp_path):
-    """As manifests/overlays/unprivileged runs it: uid 65534, no capabilities."""
+    """As manifests/overlays/unprivileged runs it: uid 0, no capabilities, into
+    the host's features.d (root's, mode 0755)."""
     features = tmp_path / "features.d"
     features.mkdir()
-    features.chmod(0o777)  # as an emptyDir is
-    result = _write_in_container(podman, image, rpi_sysfs, features, "--user", "65534:65534",
+    features.chmod(0o755)
+    result = _write_in_container(podman, image, rpi_sysfs, features, "--user", "0:0",
                                  "--cap-drop", "ALL", "--security-opt", "no-new-privileges")
     assert result.returncode == 0, result.stderr
     assert _labels((features / "nfd-hooks").read_text()) == set((EXPECTED / "rpi-4-b.labels").read_text().split())

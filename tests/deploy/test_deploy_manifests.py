@@ -144,7 +144,8 @@ def test_worker_is_nfds_unprivileged_worker():
         assert volumes[name]["hostPath"] == {"path": host}
         assert mounts[name] == {"name": name, "mountPath": path, "readOnly": True}
     assert mounts["features-d"] == {"name": "features-d", "mountPath": FEATURES_D, "readOnly": True}
-    assert "emptyDir" in volumes["features-d"]
+    # The host's features.d, as NFD mounts it: other tools' files there reach the worker too.
+    assert volumes["features-d"]["hostPath"] == {"path": FEATURES_D, "type": "DirectoryOrCreate"}
     assert mounts["nfd-worker-conf"]["mountPath"] == "/etc/kubernetes/node-feature-discovery"
     assert mounts["nfd-worker-conf"]["readOnly"] is True
 
@@ -184,7 +185,8 @@ def test_unprivileged_overlay():
     assert context.get("privileged") is False
     assert context["allowPrivilegeEscalation"] is False
     assert context["capabilities"] == {"drop": ["ALL"]}
-    assert context["runAsNonRoot"] is True and context["runAsUser"] == 65534
+    # uid 0 only as the owner of the host's root-owned features.d: no capability, no escalation.
+    assert context["runAsNonRoot"] is False and context["runAsUser"] == 0 and context["runAsGroup"] == 0
     assert context["readOnlyRootFilesystem"] is True
     assert {"name": "host-sys", "mountPath": "/host-sys", "readOnly": True} in hook["volumeMounts"]
     assert hook["args"] == pod_spec()["initContainers"][0]["args"]

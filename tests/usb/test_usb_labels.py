@@ -105,8 +105,9 @@ def test_label_fields_rejects_unknown_names():
 def test_backend_checks():
     with pytest.raises(InputError, match="--usb-backend"):
         check_options(UsbOptions(backend="hid"))
-    with pytest.raises(InputError, match="udev reads /sys only"):
-        check_options(UsbOptions(backend="udev", sysfs=Path("/host-sys")))
+    for backend in ("udev", "libusb"):  # both read the live machine: refused, never silently mixed up
+        with pytest.raises(InputError, match=f"--usb-backend {backend} reads this machine's devices only"):
+            check_options(UsbOptions(backend=backend, sysfs=Path("/host-sys")))
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 import os
 import shutil
+
+import pytest
 from pathlib import Path
 
 from nfd_hooks.sources.usb.model import UsbDevice
@@ -129,3 +131,76 @@ def test_malformed_ids_are_skipped_with_a_notice(tmp_path):
 def test_no_usb_bus(tmp_path):
     devices, notices = read_devices(str(tmp_path))
     assert devices == [] and "no USB bus" in notices[0]
+
+
+def _copy(tmp_path):
+    copy = tmp_path / "sys"
+    shutil.copytree(TREE, copy, symlinks=True)
+    return copy
+
+
+def _device_dir(root, name):
+    return Path(os.path.realpath(root / "bus" / "usb" / "devices" / name))
+
+
+def test_an_attribute_that_is_a_symlink_is_never_followed(tmp_path):
+    """Real sysfs attributes are regular files; a link to a secret must not become a label."""
+    secret = tmp_path / "secret"
+    secret.write_text("TOPSECRET\n")
+    root = _copy(tmp_path)
+    serial = _device_dir(root, "1-1.1") / "serial"
+    serial.unlink()
+    serial.symlink_to(secret)
+    devices, notices = read_devices(str(root))
+    webcam = next(d for d in devices if d.bus_path == "1-1.1")
+    assert webcam == EXPECTED[1]._replace(serial=None)  # kept, with the serial left empty
+    shown = root / "bus" / "usb" / "devices" / "1-1.1" / "serial"
+    assert notices == [f"USB device 1-1.1: serial left empty: {shown}: a symbolic link (not followed)"]
+
+
+def test_a_device_link_leading_outside_the_sysfs_root_is_skipped(tmp_path):
+    outside = tmp_path / "outside"
+    shutil.copytree(_device_dir(TREE, "2-1"), outside, symlinks=True)
+    root = _copy(tmp_path)
+    (root / "bus" / "usb" / "devices" / "9-9").symlink_to("../../../../outside")
+    devices, notices = read_devices(str(root))
+    assert devices == EXPECTED
+    assert len(notices) == 1 and notices[0].startswith("skipped USB device 9-9: ") and "outside" in notices[0]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "loop", "directory"])
+def test_an_unreadable_optional_attribute_keeps_the_device(tmp_path, kind):
+    """serial, bConfigurationValue and descriptors do not decide a device's labels:
+    unreadable, they are left empty with a notice, and the device stays (so the
+    JSON view, which reads serials, lists the same devices as the file)."""
+    root = _copy(tmp_path)
+    for attribute in ("serial", "bConfigurationValue"):
+        path = _device_dir(root, "2-1") / attribute
+        path.unlink()
+        {"fifo": lambda: os.mkfifo(path), "dev-zero": lambda: path.symlink_to("/dev/zero"),
+         "loop": lambda: path.symlink_to(path.name), "directory": lambda: path.mkdir()}[kind]()
+    devices, notices = read_devices(str(root))
+    assert [d.bus_path for d in devices] == [d.bus_path for d in EXPECTED]
+    ncs2 = next(d for d in devices if d.bus_path == "2-1")
+    assert ncs2 == EXPECTED[5]._replace(serial=None)
+    assert [n.split(":")[0] for n in notices] == ["USB device 2-1"] * 2
+    assert all(" left empty: " in n for n in notices)
+
+
+@pytest.mark.parametrize(
+    "attribute,content,message",
+    [
+        ("bDeviceClass", None, "no bDeviceClass"),
+        ("idVendor", b"zzzz\n", "idVendor 'zzzz' is not 4 hex digits"),
+        ("bDeviceClass", b"0\n", "bDeviceClass '0' is not 2 hex digits"),
+    ],
+)
+def test_a_bad_id_says_which_and_what(tmp_path, attribute, content, message):
+    root = _copy(tmp_path)
+    path = _device_dir(root, "2-1") / attribute
+    path.unlink()
+    if content is not None:
+        path.write_bytes(content)
+    devices, notices = read_devices(str(root))
+    assert "2-1" not in [d.bus_path for d in devices]
+    assert notices == [f"skipped USB device 2-1: {message}"]

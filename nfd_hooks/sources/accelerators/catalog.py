@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from nfd_hooks.errors import InputError
+from nfd_hooks.safe_read import read_regular_file
 
 BUILTIN_NAME = "catalog.toml"
 TOP_KEY = "accelerators"
@@ -59,8 +60,7 @@ def load_catalog(extra: Sequence[Path] = ()) -> Dict[str, Accelerator]:
 def _read(path: Path) -> str:
     """A user's catalog file as text; every failure is one InputError line."""
     try:
-        with path.open("rb") as stream:
-            data = stream.read(MAX_CATALOG_SIZE + 1)
+        data = read_regular_file(str(path), MAX_CATALOG_SIZE + 1)  # a FIFO is refused, not waited on
     except OSError as error:
         raise InputError(f"{path}: cannot read catalog: {error.strerror}") from None
     if len(data) > MAX_CATALOG_SIZE:

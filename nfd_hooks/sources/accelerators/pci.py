@@ -47,24 +47,35 @@ def read_pci_devices(sysfs: Path, notices: List[str]) -> List[PciDevice]:
         notices.append(f"skipped PCI devices: cannot list {root}: {error.strerror}")
         return []
     devices = []
-    for name in names:
-        vendor = _read_id(root / name / "vendor")
-        device = _read_id(root / name / "device")
-        if vendor is None or device is None:
-            notices.append(f"skipped PCI device {name}: no readable vendor and device ids")
-            continue
-        devices.append(PciDevice(name, vendor, device))
+    try:
+        root_fd = os.open(sysfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as error:
+        notices.append(f"skipped PCI devices: cannot open {sysfs}: {error.strerror}")
+        return []
+    try:
+        for name in names:
+            vendor = _read_id(root_fd, name, "vendor")
+            device = _read_id(root_fd, name, "device")
+            if vendor is None or device is None:
+                notices.append(f"skipped PCI device {name}: no readable vendor and device ids")
+                continue
+            devices.append(PciDevice(name, vendor, device))
+    finally:
+        os.close(root_fd)
     return devices
 
 
-def _read_id(path: Path) -> Optional[str]:
+def _read_id(root_fd: int, name: str, attribute: str) -> Optional[str]:
     """The 4 hex digits of a sysfs id file, or None if it is missing or malformed.
 
-    Opened non-blocking and checked to be a regular file, so a FIFO or device
+    Resolved beneath the sysfs root (the entry is a symlink into devices/; one
+    leading out of the tree is not followed), the file itself never a symlink,
+    opened non-blocking and checked to be a regular file, so a FIFO or device
     node planted in a fake or hostile tree cannot hang the hook.
     """
+    path = os.path.join("bus", "pci", "devices", name, attribute)
     try:
-        data = read_regular_file(str(path), MAX_ID_FILE_SIZE + 1)
+        data = read_regular_file(path, MAX_ID_FILE_SIZE + 1, follow_symlinks=False, dir_fd=root_fd, beneath=True)
     except OSError:
         return None
     if len(data) > MAX_ID_FILE_SIZE:

@@ -61,6 +61,11 @@ class _Corrupt(Exception):
     """A departure from the format; parse_blob turns it into one InputError."""
 
 
+def is_blob_name(raw: bytes) -> bool:
+    """Whether a blob can hold ``raw`` as a node or property name (what ``_name_at`` accepts)."""
+    return 0 < len(raw) <= MAX_NAME_LENGTH and _PRINTABLE_NAME.fullmatch(raw) is not None
+
+
 def looks_like_blob(head: bytes) -> bool:
     """True when ``head`` starts with the FDT magic number."""
     return len(head) >= 4 and _U32.unpack_from(head)[0] == FDT_MAGIC
@@ -68,8 +73,10 @@ def looks_like_blob(head: bytes) -> bool:
 
 def parse_blob(data: bytes, origin: str) -> BlobNode:
     """Parse a whole DTB; raise InputError naming ``origin`` when it is not a sane one."""
-    if len(data) < _HEADER.size or not looks_like_blob(data):
+    if not looks_like_blob(data):
         raise InputError(f"{origin}: not a devicetree blob (no FDT magic)")
+    if len(data) < _HEADER.size:
+        raise InputError(f"{origin}: truncated devicetree blob ({len(data)} bytes, its header alone is {_HEADER.size})")
     if len(data) > MAX_BLOB_SIZE:
         raise InputError(f"{origin}: over {MAX_BLOB_SIZE} bytes, too large for a devicetree blob")
     try:

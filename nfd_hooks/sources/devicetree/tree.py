@@ -110,8 +110,8 @@ class FsNode:
             data = read_regular_file(path, MAX_PROPERTY_SIZE + 1, follow_symlinks=False)
         except (FileNotFoundError, NotARegularFile):
             return None
-        except OSError as error:
-            self._notices.append(f"skipped unreadable devicetree property {path}: {error.strerror}")
+        except OSError as error:  # a symlink (live trees have none), EIO, EACCES: say which
+            self._notices.append(f"skipped devicetree property {path}: {error.strerror}")
             return None
         if len(data) > MAX_PROPERTY_SIZE:
             self._notices.append(f"skipped devicetree property {path}: over {MAX_PROPERTY_SIZE} bytes")

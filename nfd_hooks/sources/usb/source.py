@@ -69,8 +69,10 @@ def check_options(options: UsbOptions) -> UsbOptions:
     """Normalised options; InputError for any value that cannot work."""
     if options.backend not in BACKENDS:
         raise InputError(f"--usb-backend {options.backend!r} is not one of {', '.join(BACKENDS)}")
-    if options.backend == "udev" and options.sysfs != LIVE_SYSFS:
-        raise InputError(f"--usb-backend udev reads {LIVE_SYSFS} only; use sysfs for --sysfs {options.sysfs}")
+    if options.backend in ("udev", "libusb") and options.sysfs != LIVE_SYSFS:
+        raise InputError(
+            f"--usb-backend {options.backend} reads this machine's devices only; use sysfs for --sysfs {options.sysfs}"
+        )
     return UsbOptions(
         sysfs=options.sysfs,
         allowlist=tuple(dict.fromkeys(parse_class(c) for c in options.allowlist)),

@@ -12,7 +12,7 @@ import errno
 import os
 from typing import Dict, List, Optional, Tuple
 
-from nfd_hooks.safe_read import read_regular_file
+from nfd_hooks.safe_read import open_path, read_regular_file
 from nfd_hooks.sources.usb.descriptors import MAX_DESCRIPTORS_SIZE
 from nfd_hooks.sources.usb.model import (
     UsbDevice,
@@ -41,12 +41,15 @@ class Unreadable(Exception):
 def read_attribute(path: str, limit: int = _MAX_TEXT, *, directory: Optional["Directory"] = None) -> Optional[bytes]:
     """The attribute's bytes; None when absent (or the device vanished meanwhile).
 
-    ``path`` is relative to ``directory`` when one is given. Opened non-blocking
-    and read only if a regular file, so a FIFO or device node planted in a
-    captured tree cannot hang the hook.
+    ``path`` is relative to ``directory`` when one is given, and resolved
+    beneath it. Real attributes are regular files: a symlink is refused, never
+    followed, and a FIFO or device node planted in a captured tree is not
+    opened for reading (non-blocking open, then fstat), so it cannot hang the hook.
     """
     try:
-        return read_regular_file(path, limit, dir_fd=directory.fd if directory else None)
+        if directory is None:
+            return read_regular_file(path, limit, follow_symlinks=False)
+        return read_regular_file(path, limit, follow_symlinks=False, dir_fd=directory.fd, beneath="/" in path)
     except OSError as error:
         if error.errno in _GONE:
             return None
@@ -54,7 +57,7 @@ def read_attribute(path: str, limit: int = _MAX_TEXT, *, directory: Optional["Di
 
 
 class Directory:
-    """A device directory opened once (O_PATH), so that its attributes are opened
+    """A device directory opened once, so that its attributes are opened
     relative to it: the kernel then resolves one name per attribute instead of
     the whole path through bus/usb/devices and every hub above the device."""
 
@@ -63,14 +66,16 @@ class Directory:
         self.fd = fd
 
     @classmethod
-    def open(cls, path: str) -> Optional["Directory"]:
-        """None when ``path`` is gone or not a directory (as its attributes would be)."""
+    def open(cls, root_fd: int, relative: str, shown: str) -> Optional["Directory"]:
+        """``relative`` resolved beneath the sysfs root (symlinks included: a
+        bundle's or fixture's link cannot lead outside it); None when gone or
+        not a directory (as its attributes would be)."""
         try:
-            return cls(path, os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
+            return cls(shown, open_path(relative, os.O_RDONLY | os.O_DIRECTORY, dir_fd=root_fd, beneath=True))
         except OSError as error:
             if error.errno in _GONE:
                 return None
-            raise Unreadable(f"{path}: {error.strerror}") from None
+            raise Unreadable(f"{shown}: {error.strerror}") from None
 
     def close(self) -> None:
         os.close(self.fd)
@@ -80,8 +85,11 @@ def _shown(path: str, directory: Optional[Directory]) -> str:
     return os.path.join(directory.path, path) if directory else path
 
 
+_DEVICES = ("bus", "usb", "devices")
+
+
 def devices_dir(root: str) -> str:
-    return os.path.join(root, "bus", "usb", "devices")
+    return os.path.join(root, *_DEVICES)
 
 
 def read_devices(root: str, with_serial: bool = True) -> Tuple[List[UsbDevice], List[str]]:
@@ -100,22 +108,29 @@ def read_devices(root: str, with_serial: bool = True) -> Tuple[List[UsbDevice], 
         if error.errno in _GONE:
             return [], [f"no USB bus at {top}: no USB labels on this node"]
         return [], [f"cannot list {top}: {error.strerror}: no USB labels"]
+    try:
+        root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as error:
+        return [], [f"cannot open {root}: {error.strerror}: no USB labels"]
     devices = []
-    for name in names:
-        if ":" in name:  # an interface, <device>:<cfg>.<n>
-            continue
-        try:
-            device = _read_device(os.path.join(top, name), name, with_serial, notices)
-        except Unreadable as error:
-            notices.append(f"skipped USB device {name}: {error}")
-            continue
-        if device is not None:
-            devices.append(device)
+    try:
+        for name in names:
+            if ":" in name:  # an interface, <device>:<cfg>.<n>
+                continue
+            try:
+                device = _read_device(root_fd, os.path.join(top, name), name, with_serial, notices)
+            except Unreadable as error:
+                notices.append(f"skipped USB device {name}: {error}")
+                continue
+            if device is not None:
+                devices.append(device)
+    finally:
+        os.close(root_fd)
     return sorted(devices), notices
 
 
-def _read_device(path: str, name: str, with_serial: bool, notices: List[str]) -> Optional[UsbDevice]:
-    directory = Directory.open(path)
+def _read_device(root_fd: int, path: str, name: str, with_serial: bool, notices: List[str]) -> Optional[UsbDevice]:
+    directory = Directory.open(root_fd, os.path.join(*_DEVICES, name), path)
     if directory is None:
         return None
     try:
@@ -129,30 +144,53 @@ def _read_device_in(directory: Directory, name: str, with_serial: bool, notices:
     raw_product = read_attribute("idProduct", directory=directory)
     if raw_vendor is None or raw_product is None:
         return None
-    vendor, product = hex_value(raw_vendor, 4), hex_value(raw_product, 4)
-    device_class = hex_value(read_attribute("bDeviceClass", directory=directory), 2)
+    raw_class = read_attribute("bDeviceClass", directory=directory)
+    ids = (("idVendor", raw_vendor, 4), ("idProduct", raw_product, 4), ("bDeviceClass", raw_class, 2))
+    vendor, product, device_class = (hex_value(raw, digits) for _, raw, digits in ids)
     if vendor is None or product is None or device_class is None:
-        notices.append(f"skipped USB device {name}: idVendor, idProduct or bDeviceClass is not hex")
+        notices.append(f"skipped USB device {name}: {_id_problem(ids)}")
         return None
-    active = active_configuration(read_attribute("bConfigurationValue", directory=directory))
+    active = active_configuration(_optional("bConfigurationValue", directory, name, notices))
     interfaces = _read_interfaces(directory, name, notices)
     descriptors = None
     if not has_interface_classes(interfaces):
-        descriptors = read_attribute("descriptors", MAX_DESCRIPTORS_SIZE, directory=directory)
+        descriptors = _optional("descriptors", directory, name, notices, MAX_DESCRIPTORS_SIZE)
     return UsbDevice(
         bus_path=name,
         vendor=vendor,
         product=product,
         device_class=device_class,
         interface_classes=resolve_interface_classes(active, interfaces, name, descriptors),
-        serial=text_value(read_attribute("serial", directory=directory)) if with_serial else None,
+        serial=text_value(_optional("serial", directory, name, notices)) if with_serial else None,
     )
+
+
+def _optional(attribute: str, directory: Directory, name: str, notices: List[str], limit: int = _MAX_TEXT) -> Optional[bytes]:
+    """An attribute the device's labels do not depend on: unreadable, it is
+    left empty with a notice, and the device keeps its labels (so the JSON
+    view, which reads the serial, lists the same features as the file)."""
+    try:
+        return read_attribute(attribute, limit, directory=directory)
+    except Unreadable as error:
+        notices.append(f"USB device {name}: {attribute} left empty: {error}")
+        return None
+
+
+def _id_problem(ids: Tuple[Tuple[str, Optional[bytes], int], ...]) -> str:
+    """What is wrong with the first bad id attribute (the caller knows one is): missing, or not hex."""
+    problems = [
+        f"no {attribute}" if raw is None else f"{attribute} {text_value(raw) or ''!r} is not {digits} hex digits"
+        for attribute, raw, digits in ids
+        if hex_value(raw, digits) is None
+    ]
+    return problems[0]
 
 
 def _read_interfaces(directory: Directory, name: str, notices: List[str]) -> Dict[str, Optional[str]]:
     """bInterfaceClass of each ``<name>:<cfg>.<n>`` directory; None for an unreadable one."""
     try:
-        entries = os.listdir(directory.path)
+        with os.scandir(directory.fd) as listing:  # the opened directory, not its path again
+            entries = [entry.name for entry in listing if not entry.is_symlink()]
     except OSError:
         return {}
     classes: Dict[str, Optional[str]] = {}
