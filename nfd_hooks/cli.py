@@ -6,12 +6,12 @@ typer/click usage errors are caught here rather than printed as boxed usage.
 
 import copy
 import inspect
-import re
 import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Callable, List, Optional
 
+import click
 import typer
 from typer.main import get_command_name
 
@@ -23,7 +23,7 @@ except ImportError:  # older typer (the one Python 3.9 and 3.10 get) runs on cli
 
 from nfd_hooks import __version__, api
 from nfd_hooks.durations import parse_duration
-from nfd_hooks.errors import InputError, NfdHooksError
+from nfd_hooks.errors import InputError, NfdHooksError, one_line
 from nfd_hooks.sources import usb as usb_source
 
 EXAMPLES = """
@@ -41,6 +41,8 @@ Examples:
 
   nfd-hooks watch --sysfs /host-sys --features-dir /features.d --interval 10 --expires-in 10m
 """
+
+FORMATS = ("nfd", "json", "table")
 
 app = typer.Typer(
     name="nfd-hooks",
@@ -221,15 +223,6 @@ def _scan_command(command: Callable[..., None]) -> Callable[..., None]:
     return scan_command
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def one_line(text: str) -> str:
-    """``text`` with control characters escaped (``\\n``): paths and node names
-    come from the node and may hold newlines, yet each message stays one line."""
-    return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
-
-
 def _print_notices(result: api.Scan) -> None:
     for notice in result.notices:
         print(f"nfd-hooks: {one_line(notice)}", file=sys.stderr)
@@ -255,18 +248,29 @@ def main(
 def show(
     options: api.Options,
     output_format: Annotated[
-        str, typer.Option("--format", help="nfd: exactly what write writes; json: also where each label came from.")
+        str,
+        typer.Option(
+            "--format",
+            click_type=click.Choice(FORMATS),
+            help="nfd: exactly what write writes; json: also where each label came from; "
+            "table: the same account for reading (80 columns).",
+        ),
     ] = "nfd",
 ) -> None:
-    """Print the features file that 'write' would write."""
-    if output_format not in ("nfd", "json"):
-        raise typer.BadParameter(f"{output_format!r} is not one of nfd, json", param_hint="--format")
-    if output_format == "json":
+    """Print the features file that 'write' would write, or explain it."""
+    if output_format != "nfd":
         options = options._replace(usb_details=True)
     result = api.scan(options)
     _print_notices(result)
     if output_format == "json":
         sys.stdout.write(api.render_json(result))
+    elif output_format == "table":
+        import os
+
+        from nfd_hooks.table import render_table, wants_bold  # lazy: for people, not for the hook
+
+        bold = wants_bold(sys.stdout.isatty(), os.environ)
+        sys.stdout.write(render_table(result.reports, result.features, bold=bold))
     else:
         sys.stdout.buffer.write(api.render_scan(result, options))
 

@@ -4,6 +4,16 @@ Exit codes: 0 success (a node without a devicetree is a success), 1 the output
 could not be produced or written, 2 bad input the user named.
 """
 
+import re
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def one_line(text: str) -> str:
+    """``text`` with control characters escaped (``\\n``): paths and node names
+    come from the node and may hold newlines, yet each message stays one line."""
+    return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
+
 
 class NfdHooksError(Exception):
     """Base class: the message is one line meant for stderr."""

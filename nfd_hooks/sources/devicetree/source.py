@@ -99,16 +99,23 @@ def discover(options: DevicetreeOptions) -> SourceReport:
     tallies: Dict[str, _Tally] = {}
     exact: Counter = Counter()
     exact_nodes: Dict[str, Set[str]] = {}
-    skipped = []
+    counted: List[Dict[str, object]] = []
+    skipped: List[Dict[str, object]] = []
     for path, node in walk(root):
-        if path != "/":
-            if not selected.fullmatch(node.name):
-                continue
-            status = node.property("status")
-            if not options.include_disabled and not is_enabled(status):
-                skipped.append({"node": path, "status": decode(status.split(b"\0", 1)[0])})
-                continue
-        for raw in compatible_strings(node.property("compatible")):
+        if path != "/" and not selected.fullmatch(node.name):
+            continue
+        status = node.property("status")
+        strings = compatible_strings(node.property("compatible"))
+        entry = {  # show's account of the node
+            "node": path,
+            "status": None if status is None else decode(status.split(b"\0", 1)[0]),
+            "compatible": [decode(raw) for raw in strings],
+        }
+        if path != "/" and not options.include_disabled and not is_enabled(status):
+            skipped.append(entry)
+            continue
+        counted.append(entry)
+        for raw in strings:
             exact[decode(raw)] += 1
             exact_nodes.setdefault(decode(raw), set()).add(path)
             name = label_name(raw)
@@ -138,6 +145,7 @@ def discover(options: DevicetreeOptions) -> SourceReport:
             }
             for name, tally in sorted(tallies.items())
         ],
+        "counted_nodes": counted,
         "skipped_nodes": skipped,
         "compatible_nodes": {text: sorted(paths) for text, paths in sorted(exact_nodes.items())},
     }

@@ -114,6 +114,18 @@ def labelled_classes(device: UsbDevice, allowlist: Sequence[str]) -> List[str]:
     return sorted(classes)
 
 
+def no_label_reason(device: UsbDevice, allowlist: Sequence[str]) -> Optional[str]:
+    """Why ``device`` gives no label, for a person reading ``show``; None when it gives one."""
+    if labelled_classes(device, allowlist):
+        return None
+    classes = sorted(set(device.interface_classes) | ({device.device_class} - {"00"}))
+    if not classes:
+        return "no interface read (unconfigured, or unplugged while read)"
+    if classes == ["09"]:
+        return "hub"
+    return f"class{'es' if len(classes) > 1 else ''} {' '.join(classes)} not allowlisted"
+
+
 def device_labels(device: UsbDevice, options: UsbOptions) -> List[str]:
     return sorted({label_name(device, c, options.label_fields) for c in labelled_classes(device, options.allowlist)})
 
@@ -192,7 +204,7 @@ def discover(options: UsbOptions, devices: Optional[List[UsbDevice]] = None, bac
     for device in sorted(devices):
         labels = device_labels(device, options)
         report.features += [Feature(label, "true") for label in labels]
-        entries.append(_entry(device, labels))
+        entries.append(_entry(device, labels, no_label_reason(device, options.allowlist)))
     report.details = {
         "backend": backend,
         "sysfs": str(options.sysfs),
@@ -205,8 +217,9 @@ def discover(options: UsbOptions, devices: Optional[List[UsbDevice]] = None, bac
     return report
 
 
-def _entry(device: UsbDevice, labels: List[str]) -> Dict[str, Any]:
+def _entry(device: UsbDevice, labels: List[str], no_label: Optional[str]) -> Dict[str, Any]:
     return {
+        "no_label": no_label,
         "bus_path": device.bus_path,
         "vendor": device.vendor,
         "product": device.product,
