@@ -20,6 +20,7 @@ from nfd_hooks.sources import usb as usb_source
 
 if TYPE_CHECKING:
     from nfd_hooks.capture import Capture
+    from nfd_hooks.diff import Change
 
 DEFAULT_FEATURES_DIR = Path("/etc/kubernetes/node-feature-discovery/features.d")
 DEFAULT_FILE_NAME = "nfd-hooks"
@@ -166,13 +167,30 @@ def render_json(result: Scan) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def write(options: Options, directory: Path = DEFAULT_FEATURES_DIR, name: str = DEFAULT_FILE_NAME) -> Tuple[Path, Scan]:
-    """Scan the node and replace its features file atomically."""
+def write(
+    options: Options, directory: Path = DEFAULT_FEATURES_DIR, name: str = DEFAULT_FILE_NAME, result: Optional[Scan] = None
+) -> Tuple[Path, Scan]:
+    """Scan the node (unless ``result`` is an earlier scan of it) and replace its features file atomically."""
     from nfd_hooks.writer import write_atomically  # lazy: show never writes (tempfile is costly)
 
-    result = scan(options)
+    if result is None:
+        result = scan(options)
     target = write_atomically(directory, name, render_scan(result, options))
     return target, result
+
+
+def diff(
+    result: Scan, options: Options, directory: Path = DEFAULT_FEATURES_DIR, name: str = DEFAULT_FILE_NAME,
+    now: Optional[datetime] = None,
+) -> Tuple[List["Change"], List[Path]]:
+    """What writing ``result`` would add, remove or change in the features NFD reads
+    from our files in ``directory`` (see ``nfd_hooks.diff``), and those files."""
+    from nfd_hooks import diff as differ  # lazy: only --diff compares
+
+    now = now or datetime.now(timezone.utc)
+    installed, found = differ.installed(directory, name, now)
+    new = differ.features_of(render_scan(result, options, now), now)
+    return differ.changes(installed, new), found
 
 
 def replay_options(bundle: Path, options: Options) -> Options:

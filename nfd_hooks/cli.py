@@ -85,6 +85,15 @@ FeaturesDirOpt = Annotated[
     Path, typer.Option("--features-dir", help="Directory NFD's local source reads (must exist).")
 ]
 NameOpt = Annotated[str, typer.Option("--name", help="File name inside --features-dir.")]
+DiffOpt = Annotated[
+    bool,
+    typer.Option(
+        "--diff",
+        help="Print what the write adds (+), removes (-) or changes (~) in the features NFD reads "
+        "from --features-dir/--name, one line each; a summary goes to stderr.",
+    ),
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only (no notices, no progress lines).")]
 NoAcceleratorsOpt = Annotated[
     bool, typer.Option("--no-accelerators", help="No accelerator labels (the catalog is not read, nor PCI).")
 ]
@@ -256,13 +265,20 @@ def show(
             "table: the same account for reading (80 columns).",
         ),
     ] = "nfd",
+    diff: DiffOpt = False,
+    features_dir: FeaturesDirOpt = api.DEFAULT_FEATURES_DIR,
+    name: NameOpt = api.DEFAULT_FILE_NAME,
 ) -> None:
-    """Print the features file that 'write' would write, or explain it."""
+    """Print the features file that 'write' would write, or explain it, or what it would change."""
+    if diff and output_format != "nfd":
+        raise InputError(f"--diff prints changes, not --format {output_format}; drop one of them")
     if output_format != "nfd":
         options = options._replace(usb_details=True)
     result = api.scan(options)
     _print_notices(result)
-    if output_format == "json":
+    if diff:
+        _print_diff(result, options, features_dir, name)
+    elif output_format == "json":
         sys.stdout.write(api.render_json(result))
     elif output_format == "table":
         import os
@@ -275,15 +291,34 @@ def show(
         sys.stdout.buffer.write(api.render_scan(result, options))
 
 
+def _print_diff(result: api.Scan, options: api.Options, features_dir: Path, name: str, quiet: bool = False) -> None:
+    """The changes on stdout, one line each; the summary on stderr (unless ``quiet``)."""
+    from nfd_hooks.diff import summary
+
+    changes, found = api.diff(result, options, features_dir, name)
+    for change in changes:
+        print(one_line(change.format()))
+    if not quiet:
+        print(f"nfd-hooks: {one_line(summary(features_dir, name, found, changes))}", file=sys.stderr)
+
+
 @app.command(epilog=EXAMPLES)
 @_scan_command
 def write(
     options: api.Options,
     features_dir: FeaturesDirOpt = api.DEFAULT_FEATURES_DIR,
     name: NameOpt = api.DEFAULT_FILE_NAME,
+    diff: DiffOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Write the features file atomically into --features-dir."""
-    target, result = api.write(options, features_dir, name)
+    result = None
+    if diff:  # compared before the file is replaced
+        result = api.scan(options)
+        _print_diff(result, options, features_dir, name, quiet)
+    target, result = api.write(options, features_dir, name, result)
+    if quiet:
+        return
     _print_notices(result)
     labels = sum(1 for f in result.features if f.label)
     print(f"nfd-hooks: wrote {one_line(str(target))} ({labels} labels)", file=sys.stderr)
@@ -301,11 +336,15 @@ def watch(
     no_uevents: Annotated[
         bool, typer.Option("--no-uevents", help="Do not listen for USB uevents; rescan on the interval only.")
     ] = False,
+    quiet: QuietOpt = False,
 ) -> None:
-    """Write the features file, then keep it current as devices come and go (until SIGTERM)."""
+    """Write the features file, then keep it current as devices come and go (until SIGTERM).
+
+    Each rewrite is logged with the features it added (+), removed (-) or changed (~).
+    """
     from nfd_hooks import watch as watcher
 
-    watcher.watch(options, features_dir, name, interval, udev=not no_uevents)
+    watcher.watch(options, features_dir, name, interval, udev=not no_uevents, quiet=quiet)
 
 
 @app.command()

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Callable, List, Optional, Tuple
 
 from nfd_hooks import api
+from nfd_hooks.diff import Change, changes, features_of
 from nfd_hooks.durations import check_interval
-from nfd_hooks.errors import NfdHooksError
+from nfd_hooks.errors import NfdHooksError, one_line
 from nfd_hooks.features import MAX_FILE_SIZE
 from nfd_hooks.safe_read import read_regular_file
 from nfd_hooks.sources import SourceReport
@@ -53,7 +54,8 @@ Scanner = Callable[[api.Options, Optional[SourceReport]], api.Scan]
 
 
 def log_to_stderr(message: str) -> None:
-    print(f"nfd-hooks: {message}", file=sys.stderr, flush=True)
+    """One line per message, whatever a path or notice from the node holds."""
+    print(f"nfd-hooks: {one_line(message)}", file=sys.stderr, flush=True)
 
 
 def split_expiry(content: bytes) -> Tuple[bytes, Optional[datetime]]:
@@ -120,10 +122,12 @@ def read_existing(path: Path) -> Optional[bytes]:
 
 @dataclass
 class Sync:
-    """What one pass did: why it wrote (None: it did not), and when to look again for the expiry."""
+    """What one pass did: why it wrote (None: it did not), what that changed for NFD,
+    and when to look again for the expiry."""
 
     reason: Optional[str]
     refresh_in: Optional[float]
+    changes: List[Change]
 
 
 def sync(result: api.Scan, options: api.Options, directory: Path, name: str, now: datetime) -> Sync:
@@ -131,10 +135,12 @@ def sync(result: api.Scan, options: api.Options, directory: Path, name: str, now
     content = api.render_scan(result, options, now)
     existing = read_existing(directory / name)
     reason = write_reason(existing, content, now, options.expires_in)
+    done: List[Change] = []
     if reason is not None:
+        done = changes(features_of(existing or b"", now), features_of(content, now))
         write_atomically(directory, name, content)
         existing = content
-    return Sync(reason, refresh_delay(existing or content, now, options.expires_in))
+    return Sync(reason, refresh_delay(existing or content, now, options.expires_in), done)
 
 
 class Events:
@@ -216,6 +222,7 @@ class Watch:
     scan: Scanner = api.scan
     log: Log = log_to_stderr
     spacing: float = SPACING
+    quiet: bool = False  # errors only: no notices, no progress lines
     # time.monotonic() of our last event in features.d.
     last_event: float = float("-inf")
 
@@ -238,9 +245,9 @@ class Watch:
         devicetree = next((report for report in first.reports if report.name == "devicetree"), None)
         notices = first.notices
         for notice in notices:
-            self.log(notice)
+            self.info(notice)
         delay = self._sync(first)
-        self.log(f"watching {self.directory / self.name}: {events.description}, rescan every {self.interval:g} s")
+        self.info(f"watching {self.directory / self.name}: {events.description}, rescan every {self.interval:g} s")
         failure = None
         next_scan = max(time.monotonic() + delay, self.last_event + self.spacing)
         while not stop.is_set():
@@ -254,7 +261,7 @@ class Watch:
                 if result.notices != notices:
                     notices = result.notices
                     for notice in notices:
-                        self.log(notice)
+                        self.info(notice)
                 delay = self._sync(result)
                 if failure is not None:
                     self.log("rescan works again")
@@ -267,13 +274,20 @@ class Watch:
                 delay = self.interval
             next_scan = max(time.monotonic() + delay, self.last_event + self.spacing)
 
+    def info(self, message: str) -> None:
+        """A notice or a progress line: logged unless quiet (errors always are)."""
+        if not self.quiet:
+            self.log(message)
+
     def _sync(self, result: api.Scan) -> float:
         """Sync the file; seconds until the next rescan."""
         done = sync(result, self.options, self.directory, self.name, datetime.now(timezone.utc))
         if done.reason is not None:
             self.last_event = time.monotonic()
             labels = sum(1 for f in result.features if f.label)
-            self.log(f"wrote {self.directory / self.name} ({labels} labels; {done.reason})")
+            self.info(f"wrote {self.directory / self.name} ({labels} labels; {done.reason})")
+            for change in done.changes:
+                self.info(change.format())
         if done.refresh_in is None:
             return self.interval
         return min(self.interval, done.refresh_in)
@@ -293,13 +307,15 @@ def stop_on_signals(stop: threading.Event) -> Callable[[], None]:
     return restore
 
 
-def watch(options: api.Options, directory: Path, name: str, interval: float, udev: bool = True) -> None:
+def watch(
+    options: api.Options, directory: Path, name: str, interval: float, udev: bool = True, quiet: bool = False
+) -> None:
     """``nfd-hooks watch``: run until SIGTERM or SIGINT, then return normally (exit 0)."""
-    watcher = Watch(options, directory, name, interval)
+    watcher = Watch(options, directory, name, interval, quiet=quiet)
     watcher.check()
     stop = threading.Event()
     restore = stop_on_signals(stop)
     try:
-        watcher.run(stop, open_events(stop, udev, watcher.log))
+        watcher.run(stop, open_events(stop, udev, watcher.info))
     finally:
         restore()

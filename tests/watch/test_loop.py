@@ -227,3 +227,31 @@ def test_the_first_rename_waits_a_tick_after_making_the_scratch_directory(node, 
     running = start(node, tmp_path, logged, spacing=SPACING)
     running.finish()
     assert renames.times[0] - started >= SPACING
+
+
+def test_each_rewrite_logs_what_it_added_and_removed(node, tmp_path, logged):
+    """The same lines as ``write --diff``, after the rewrite they belong to."""
+    running = start(node, tmp_path, logged)
+    node.usb[NCS2] = "true"
+    assert wait_for(lambda: f"+ {NCS2}=true" in logged, 2 * INTERVAL)
+    del node.usb[NCS2]
+    assert wait_for(lambda: f"- {NCS2}=true" in logged, 2 * INTERVAL)
+    running.finish()
+    writes = [i for i, line in enumerate(logged) if line.startswith("wrote ")]
+    assert logged[writes[0] + 1] == f"+ {PI}=1"  # the first write: everything is new
+    assert [logged[i].rsplit("; ", 1)[1] for i in writes] == ["new file)", "features changed)", "features changed)"]
+    assert logged[writes[1] + 1] == f"+ {NCS2}=true" and logged[writes[2] + 1] == f"- {NCS2}=true"
+    assert sum(line[:2] in ("+ ", "- ", "~ ") for line in logged) == 3
+
+
+def test_quiet_logs_errors_only(node, tmp_path, logged):
+    watch = Watch(api.Options(), tmp_path, "nfd-hooks", INTERVAL, node.scan, logged.append, INTERVAL / 2, quiet=True)
+    running = Running(watch)
+    assert wait_for(lambda: (tmp_path / "nfd-hooks").exists(), 2)
+    node.usb[NCS2] = "true"
+    assert wait_for(lambda: NCS2 in labels(tmp_path), 2 * INTERVAL)
+    assert logged == []
+    node.failure = OSError(19, "No such device")
+    assert wait_for(lambda: logged, 3 * INTERVAL)
+    running.finish()
+    assert logged[0] == f"rescan failed, retrying every {INTERVAL:g} s: No such device"
