@@ -4,6 +4,7 @@ import os
 import stat
 import subprocess
 from pathlib import Path
+from typing import List
 
 import pytest
 
@@ -235,3 +236,52 @@ def test_show_and_write_build_the_same_options_from_the_same_flags(tmp_path):
     assert labels["feature.node.kubernetes.io/usb-08_0781.present"] == "true"  # the SanDisk stick, class and vendor only
     assert labels["accel.example.com/edgetpu.count"] == "2"
     assert not any(name.startswith("beta.devicetree.org/") for name in labels)
+
+
+def examples(command: str) -> List[str]:
+    """The example lines under COMMAND --help."""
+    out = run_cli([command, "--help"], env={**os.environ, "COLUMNS": "80"}).stdout.decode()
+    tail = out.split("Examples:", 1)[1]
+    return [line.strip().split("  #")[0].strip() for line in tail.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_examples_of_its_own_that_parse(command):
+    """Examples per command, each a command line the CLI accepts, none tied to the repository."""
+    import shlex
+
+    import typer.main
+
+    own = examples(command)
+    assert own and any(line.startswith(f"nfd-hooks {command}") for line in own)
+    others = {line for other in COMMANDS if other != command for line in examples(other)}
+    assert not set(own) & others  # not one block repeated under every command
+    group = typer.main.get_command(cli.app)
+    for line in own:
+        assert "fixtures" not in line and len(line) + 4 <= 80, line
+        name, *words = shlex.split(line.replace("COMMAND", command))
+        sub = group.get_command(None, words[0])
+        sub.make_context(words[0], words[1:])  # raises on an unknown flag or a bad choice
+
+
+def test_help_lists_the_choices_of_format_and_usb_backend():
+    out = " ".join(run_cli(["show", "--help"]).stdout.decode().split())
+    assert "--format [nfd|json|table]" in out
+    assert "--usb-backend [auto|sysfs|udev|libusb]" in out
+
+
+def test_shell_completion_completes_flags_and_choices():
+    script = run_cli(["--show-completion", "bash"], env={**os.environ, "SHELL": "/bin/bash"})
+    assert script.returncode == 0 and "_NFD_HOOKS_COMPLETE=complete_bash" in script.stdout.decode()
+
+    def complete(words: str) -> List[str]:
+        env = {**os.environ, "_NFD_HOOKS_COMPLETE": "complete_bash", "COMP_WORDS": words,
+               "COMP_CWORD": str(len(words.split(" ")) - 1)}
+        done = run_cli([], env=env)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.decode().split()
+
+    assert complete("nfd-hooks show --for") == ["--format"]
+    assert complete("nfd-hooks show --format ") == ["nfd", "json", "table"]
+    assert complete("nfd-hooks show --usb-backend ") == ["auto", "sysfs", "udev", "libusb"]
+    assert complete("nfd-hooks wa") == ["watch"]
