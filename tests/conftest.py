@@ -12,7 +12,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 DTB_DIR = FIXTURES / "dtb"
-SHARED = ROOT.parent / "shared"
+# The workplace's shared inputs (real USB recordings) sit beside the checkout;
+# NFD_HOOKS_SHARED points elsewhere (a git worktree nested deeper, say).
+SHARED = Path(os.environ.get("NFD_HOOKS_SHARED") or ROOT.parent / "shared")
 
 
 def require_tool(name: str) -> str:
