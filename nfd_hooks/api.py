@@ -51,6 +51,8 @@ class Options(NamedTuple):
     use_accelerators: bool = True
     accelerator_prefix: str = DEFAULT_ACCELERATOR_PREFIX
     catalogs: Tuple[Path, ...] = ()  # user catalog files, over the shipped one
+    dev: Optional[Path] = Path("/dev")  # the host's /dev, for readiness; None: no device node visible
+    compat_labels: bool = False  # also the labels vendor device plugins are scheduled by
     expires_in: Optional[timedelta] = None
 
     def devicetree_options(self) -> devicetree_source.DevicetreeOptions:
@@ -78,7 +80,8 @@ class Options(NamedTuple):
 
     def accelerator_options(self) -> accelerator_source.AcceleratorOptions:
         return accelerator_source.AcceleratorOptions(
-            sysfs=self.sysfs, prefix=self.accelerator_prefix, catalogs=self.catalogs
+            sysfs=self.sysfs, prefix=self.accelerator_prefix, catalogs=self.catalogs, dev=self.dev,
+            compat_labels=self.compat_labels, reserved=(self.prefix,),
         )
 
 
@@ -197,7 +200,8 @@ def replay_options(bundle: Path, options: Options) -> Options:
     """``options`` pointed at a verified capture bundle instead of the live node.
 
     A bundle holds sysfs attribute files only, so the USB devices are read with
-    the plain sysfs backend (udev and libusb read the live machine).
+    the plain sysfs backend (udev and libusb read the live machine), and no
+    device node is visible (this machine's /dev is not the node's).
     """
     from nfd_hooks.capture import DEVICETREE, open_bundle  # lazy: only replay needs it
 
@@ -209,6 +213,7 @@ def replay_options(bundle: Path, options: Options) -> Options:
         devicetree=opened.devicetree or bundle / DEVICETREE,  # absent: "no devicetree at B/devicetree.dtb"
         devicetree_required=opened.devicetree is not None,
         usb_backend="sysfs",
+        dev=None,
     )
 
 

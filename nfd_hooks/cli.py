@@ -94,7 +94,23 @@ NoAcceleratorsOpt = Annotated[
     bool, typer.Option("--no-accelerators", help="No accelerator labels (the catalog is not read, nor PCI).")
 ]
 AcceleratorPrefixOpt = Annotated[
-    str, typer.Option("--accelerator-prefix", help="Prefix of the accelerator labels <id>.present and <id>.count.")
+    str, typer.Option("--accelerator-prefix", help="Prefix of the accelerator labels <id>.present, .count, .ready and .ready-count.")
+]
+DevOpt = Annotated[
+    Path,
+    typer.Option(
+        "--dev",
+        help="The host's /dev, where readiness rules look for device nodes (looked at, never opened); "
+        "in a container often /host-dev.",
+    ),
+]
+CompatLabelsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--compat-labels",
+        help="Also write the labels vendor device plugins are scheduled by, as the catalog declares them "
+        "(nvidia.com/gpu.present on a Jetson, hailo.ai/device with a Hailo-8; docs/accelerators.md).",
+    ),
 ]
 CatalogOpt = Annotated[
     Optional[List[Path]],
@@ -170,6 +186,8 @@ def _options(
     no_accelerators: NoAcceleratorsOpt = False,
     accelerator_prefix: AcceleratorPrefixOpt = api.DEFAULT_ACCELERATOR_PREFIX,
     catalog: CatalogOpt = None,
+    dev: DevOpt = Path("/dev"),
+    compat_labels: CompatLabelsOpt = False,
     expires_in: ExpiresOpt = None,
     replay: ReplayOpt = None,
 ) -> api.Options:
@@ -193,11 +211,13 @@ def _options(
         use_accelerators=not no_accelerators,
         accelerator_prefix=accelerator_prefix,
         catalogs=tuple(catalog or ()),
+        dev=dev,
+        compat_labels=compat_labels,
         expires_in=expires_in,
     )
     if replay is None:
         return options
-    for name in ("sysfs", "devicetree"):
+    for name in ("sysfs", "devicetree", "dev"):
         source = ctx.get_parameter_source(name)  # click's ParameterSource, vendored or not
         if source is not None and source.name != "DEFAULT":
             raise InputError(f"--replay reads the bundle's sysfs and devicetree; drop --{name}")

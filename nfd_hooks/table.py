@@ -143,20 +143,31 @@ def _accelerators(details: Mapping[str, Any], width: int) -> Tuple[str, List[str
     heading = f"Accelerators: {len(details['matches'])} of {len(details['entries'])} catalog entries matched"
     body = _paragraph(
         f"Catalogs: {', '.join(details['catalogs'])}; matched against {', '.join(read) or 'nothing'}. "
-        f"Labels {details['prefix']}/<ID>.present and .count.",
+        f"Labels {details['prefix']}/<ID>.present and .count, and .ready and .ready-count for the "
+        "devices its ready rule finds usable"
+        + ("; vendor plugins' labels too (--compat-labels)." if details.get("compat_labels") else "."),
         width,
     )
-    rows = [[m["id"], str(m["count"]), m["name"], "\n".join(_matched(m))] for m in details["matches"]]
+    rows = [
+        [m["id"], str(m["count"]), str(m["ready_count"]), m["name"], "\n".join(_matched(m) + m["compat"])]
+        for m in details["matches"]
+    ]
     if rows:
-        body += columns(["ID", "COUNT", "NAME", "MATCHED"], rows, width, first=[2])
+        body += columns(["ID", "COUNT", "READY", "NAME", "MATCHED"], rows, width, first=[3])
     return heading, body
 
 
 def _matched(match: Mapping[str, Any]) -> List[str]:
-    found = [f"USB {d['bus_path']} {d['id']}" for d in match["usb"]]
-    found += [f"PCI {d['address']} {d['id']}" for d in match["pci"]]
-    found += [f"{d['node']} {d['compatible']}" for d in match["devicetree"]]
+    """Each matched device; a bound driver and readiness after it."""
+    found = [f"USB {d['bus_path']} {d['id']}{' ready' if d['ready'] else ''}" for d in match["usb"]]
+    found += [f"PCI {d['address']} {d['id']}{_state(d)}" for d in match["pci"]]
+    found += [f"{d['node']} {d['compatible']}{_state(d)}" for d in match["devicetree"]]
     return found
+
+
+def _state(device: Mapping[str, Any]) -> str:
+    driver = f" {device['driver']}" if device["driver"] else ""
+    return driver + (" ready" if device["ready"] else "")
 
 
 def wants_bold(isatty: bool, environ: Mapping[str, str]) -> bool:

@@ -36,7 +36,8 @@ def test_coral_usb_accelerator_gives_edgetpu_present(tmp_path, vendor, product, 
     add_usb_device(tmp_path, "1-1", vendor, product, "00", [interface_class])
     lines = accelerator_lines(show("--sysfs", tmp_path))
     assert f"{PREFIX}/edgetpu.present=true" in lines
-    assert lines == [f"{PREFIX}/edgetpu.count=1", f"{PREFIX}/edgetpu.present=true"]
+    ready = [f"{PREFIX}/edgetpu.ready=true", f"{PREFIX}/edgetpu.ready-count=1"] if vendor == "18d1" else []
+    assert lines == [f"{PREFIX}/edgetpu.count=1", f"{PREFIX}/edgetpu.present=true", *ready]
 
 
 def test_coral_dev_board_devicetree_gives_edgetpu_present(tmp_path):
@@ -75,8 +76,12 @@ def test_json_says_which_entry_matched_which_device_or_node(tmp_path):
     matches = {m["id"]: m for m in document["sources"]["accelerators"]["matches"]}
     assert sorted(matches) == ["hailo", "movidius-vpu", "nvidia-igpu"]
     assert [d["bus_path"] for d in matches["movidius-vpu"]["usb"]] == ["1-1"]
-    assert matches["hailo"]["pci"] == [{"address": "0000:01:00.0", "id": "1e60:2864"}]
-    assert matches["nvidia-igpu"]["devicetree"] == [{"node": "/gpu@57000000", "compatible": "nvidia,gm20b"}]
+    assert matches["hailo"]["pci"] == [
+        {"address": "0000:01:00.0", "id": "1e60:2864", "driver": None, "device_nodes": [], "ready": False}
+    ]
+    assert matches["nvidia-igpu"]["devicetree"] == [
+        {"node": "/gpu@57000000", "compatible": "nvidia,gm20b", "driver": None, "device_nodes": [], "ready": False}
+    ]
 
 
 def test_a_user_catalog_adds_an_accelerator(tmp_path):
@@ -134,6 +139,8 @@ def test_prefix_flag_and_opting_out(tmp_path):
 EDGE_NODE_ACCELERATORS = [
     f"{PREFIX}/edgetpu.count=2",
     f"{PREFIX}/edgetpu.present=true",
+    f"{PREFIX}/edgetpu.ready=true",  # 2-2, the one whose firmware is loaded
+    f"{PREFIX}/edgetpu.ready-count=1",
     f"{PREFIX}/movidius-vpu.count=1",
     f"{PREFIX}/movidius-vpu.present=true",
 ]

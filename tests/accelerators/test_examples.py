@@ -75,3 +75,35 @@ def test_the_capability_workload_is_a_plain_node_selector():
     spec = pod_spec("edgetpu-workload.yaml")
     assert spec["nodeSelector"] == {"accelerator.feature.node.kubernetes.io/edgetpu.present": "true"}
     assert "affinity" not in spec
+
+
+# Issue 17: a workload on edgetpu.ready, and NVIDIA's device-plugin DaemonSet on the compatibility label.
+
+def daemonset_pod_spec(name: str) -> dict:
+    (document,) = [d for d in yaml.safe_load_all((EXAMPLES / name).read_text(encoding="utf-8")) if d]
+    assert document["kind"] == "DaemonSet"
+    return document["spec"]["template"]["spec"]
+
+
+def state_labels(tmp_path: Path, name: str, *extra: str) -> Dict[str, str]:
+    from tests.accelerators.test_readiness import show_state
+
+    return show_state(tmp_path, name, *extra)
+
+
+@pytest.mark.parametrize("state,lands", [
+    ("coral-usb-before-firmware", False), ("coral-usb-after-firmware", True),
+    ("coral-pcie-unbound", False), ("coral-pcie-apex-no-dev", False), ("coral-pcie-apex", True),
+    ("coral-dev-board-apex", True), ("ncs2-booted", False),
+])
+def test_the_ready_workload_waits_for_a_usable_edgetpu(tmp_path, state, lands):
+    labels = state_labels(tmp_path, state)
+    assert schedules(pod_spec("edgetpu-ready-workload.yaml"), labels) is lands
+    assert schedules(pod_spec("edgetpu-workload.yaml"), labels) is state.startswith("coral")
+
+
+@pytest.mark.parametrize("state", ["jetson-nano-unbound", "jetson-nano-l4t-gk20a", "hailo8-bound", "coral-pcie-apex"])
+def test_nvidia_device_plugin_lands_on_a_jetson_only_with_compat_labels(tmp_path, state):
+    spec = daemonset_pod_spec("nvidia-device-plugin-jetson.yaml")
+    assert schedules(spec, state_labels(tmp_path / "plain", state)) is False
+    assert schedules(spec, state_labels(tmp_path / "compat", state, "--compat-labels")) is state.startswith("jetson")

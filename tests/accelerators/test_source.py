@@ -34,13 +34,18 @@ def run_match(usb=(), pci=(), devicetree=None, catalog=None):
     return match(catalog or load_catalog(), PREFIX, list(usb), list(pci), devicetree or {})
 
 
-@pytest.mark.parametrize("coral", [CORAL_UNBOOTED, CORAL_BOOTED], ids=["before-firmware", "after-firmware"])
-def test_a_coral_usb_accelerator_either_id_is_an_edgetpu(coral):
+@pytest.mark.parametrize("coral,ready", [(CORAL_UNBOOTED, False), (CORAL_BOOTED, True)], ids=["before-firmware", "after-firmware"])
+def test_a_coral_usb_accelerator_either_id_is_an_edgetpu(coral, ready):
     report = run_match(usb=[ROOT_HUB, KEYBOARD, UsbDevice("2-1", **coral)])
-    assert labels(report) == {f"{PREFIX}/edgetpu.present": "true", f"{PREFIX}/edgetpu.count": "1"}
+    expected = {f"{PREFIX}/edgetpu.present": "true", f"{PREFIX}/edgetpu.count": "1"}
+    if ready:  # the firmware is loaded: Google's id
+        expected.update({f"{PREFIX}/edgetpu.ready": "true", f"{PREFIX}/edgetpu.ready-count": "1"})
+    assert labels(report) == expected
     (found,) = report.details["matches"]
     assert found["id"] == "edgetpu"
-    assert found["usb"] == [{"bus_path": "2-1", "id": f"{coral['vendor']}:{coral['product']}", "serial": None}]
+    assert found["usb"] == [
+        {"bus_path": "2-1", "id": f"{coral['vendor']}:{coral['product']}", "serial": None, "ready": ready}
+    ]
 
 
 def test_an_ncs2_is_a_movidius_vpu_and_two_count_two():
@@ -72,6 +77,8 @@ def test_pci_hailo_and_mixed_attachments_are_counted_per_kind():
     assert labels(report) == {
         f"{PREFIX}/edgetpu.present": "true",
         f"{PREFIX}/edgetpu.count": "3",
+        f"{PREFIX}/edgetpu.ready": "true",  # the booted USB stick; no PCI driver is bound here
+        f"{PREFIX}/edgetpu.ready-count": "1",
         f"{PREFIX}/hailo.present": "true",
         f"{PREFIX}/hailo.count": "1",
     }

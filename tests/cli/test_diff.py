@@ -46,11 +46,14 @@ def test_a_coral_unplugged_changes_the_count_and_removes_its_usb_label(tmp_path,
     shutil.copytree(EDGE_NODE, sysfs, symlinks=True)
     (sysfs / "bus" / "usb" / "devices" / "2-2").unlink()  # the Coral that had its firmware (18d1:9302)
     lines, err = run(capsys, "write", "--diff", "--sysfs", str(sysfs), "--no-devicetree", "--features-dir", str(features))
+    ready = EDGETPU.replace(".count", ".ready")
     assert lines == [
         f"~ {EDGETPU}=2 -> 1",
+        f"- {ready}=true",  # the one left has no firmware: present, not ready
+        f"- {ready}-count=1",
         "- feature.node.kubernetes.io/usb-ff_18d1_9302.present=true",
     ]
-    assert err[0] == f"nfd-hooks: against {features / 'nfd-hooks'}: 0 added, 1 removed, 1 changed"
+    assert err[0] == f"nfd-hooks: against {features / 'nfd-hooks'}: 0 added, 3 removed, 1 changed"
     assert err[1].startswith(f"nfd-hooks: wrote {features / 'nfd-hooks'}")
     assert labels_of((features / "nfd-hooks").read_bytes())[EDGETPU] == "1"  # and it did write
     again, _ = run(capsys, "write", "--diff", "--sysfs", str(sysfs), "--no-devicetree", "--features-dir", str(features))

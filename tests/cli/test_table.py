@@ -103,7 +103,8 @@ def test_usb_fixture_says_why_a_device_gives_no_label(capsys):
     assert "Devicetree" not in table
     edgetpu = cells(table, "edgetpu")
     assert edgetpu["COUNT"] == ["2"]  # the Coral before and after its firmware
-    assert edgetpu["MATCHED"] == ["USB 1-2 1a6e:089a", "USB 2-2 18d1:9302"]
+    assert edgetpu["READY"] == ["1"]  # only the one with its firmware loaded
+    assert edgetpu["MATCHED"] == ["USB 1-2 1a6e:089a", "USB 2-2 18d1:9302 ready"]
     only_08 = run(capsys, "show", "--format", "table", "--sysfs", str(EDGE_NODE), "--no-devicetree", "--usb-class", "08")
     assert cells(only_08, "1-1.2")["LABEL, OR WHY NONE"] == ["usb-08_0781_5567.present"]
     assert words(cells(only_08, "1-1.1")["LABEL, OR WHY NONE"]) == "classes 01 0e ef not allowlisted"

@@ -23,6 +23,7 @@ EXPECTED = {
     "rpi4-ncs2-inference": {"rpi4b-ncs2-webcam"},  # a Pi 4B AND an NCS2: not the amd64 server's NCS2
     "edgetpu-workload-affinity": EDGETPU_NODES,  # OR of USB before/after firmware and the Dev Board
     "edgetpu-workload": EDGETPU_NODES,  # the capability label, one nodeSelector
+    "edgetpu-ready-workload": {"rpi4b-coral-tpu"},  # usable: only the Coral whose firmware is loaded
 }
 # boards.example.com/board from nodefeaturerule-board.yaml, by what each board is.
 EXPECTED_BOARDS = {

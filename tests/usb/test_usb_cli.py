@@ -120,7 +120,7 @@ def test_json_shows_serials_that_the_labels_do_not_read():
     assert result.returncode == 0, result.stderr
     matches = json.loads(result.stdout)["sources"]["accelerators"]["matches"]
     ncs2 = [device for match in matches for device in match["usb"] if device["bus_path"] == "2-1"]
-    assert ncs2 == [{"bus_path": "2-1", "id": "03e7:2485", "serial": "03e72485"}]
+    assert ncs2 == [{"bus_path": "2-1", "id": "03e7:2485", "serial": "03e72485", "ready": False}]
 
 
 def test_sysfs_path_imports_neither_pyudev_nor_pyusb():

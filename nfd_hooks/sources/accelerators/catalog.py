@@ -13,28 +13,48 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from nfd_hooks.errors import InputError
+from nfd_hooks.features import label_problem
 from nfd_hooks.safe_read import read_regular_file
 
 BUILTIN_NAME = "catalog.toml"
 TOP_KEY = "accelerators"
 KINDS = ("usb", "pci", "devicetree")
-ENTRY_KEYS = ("name",) + KINDS
+ENTRY_KEYS = ("name",) + KINDS + ("ready", "compat")
+READY_KEYS = ("usb", "driver", "device-class")
 # A catalog is a few kilobytes; anything far larger is not one.
 MAX_CATALOG_SIZE = 1024 * 1024
-# The label names are "<id>.present" and "<id>.count"; a label name is at most 63 characters.
-MAX_ID_LENGTH = 63 - len(".present")
+# The longest label name made from an id is "<id>.ready-count"; a label name is at most 63 characters.
+MAX_ID_LENGTH = 63 - len(".ready-count")
 
 _ID_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
 _HEX_PAIR_RE = re.compile(r"([0-9A-Fa-f]{4}):([0-9A-Fa-f]{4})\Z")
+# Kernel driver and device class names as sysfs shows them (xhci_hcd, apex, hailo_chardev).
+_KERNEL_NAME_RE = re.compile(r"[A-Za-z0-9][-A-Za-z0-9_.]*\Z")
 # Compiled on first use (re caches it): only a broken catalog needs it.
 _TOML_POSITION = r"\s*\(at (?:line (\d+), column (\d+)|end of document)\)\Z"
+
+
+class Readiness(NamedTuple):
+    """When a matched device is usable, not merely present.
+
+    ``usb``: the USB ids a device has once usable (its firmware loaded);
+    ``drivers``: kernel drivers whose binding makes a PCI function or the
+    device of a devicetree node usable; ``device_class``: if set, that device
+    must also have a device node of this class present under the dev root.
+    """
+
+    usb: Tuple[Tuple[str, str], ...] = ()
+    drivers: Tuple[str, ...] = ()
+    device_class: Optional[str] = None
 
 
 class Accelerator(NamedTuple):
     """One kind of accelerator and everything that identifies it.
 
     ``usb`` and ``pci`` hold lowercase ``(vendor, product)`` hex pairs;
-    ``devicetree`` exact compatible strings; ``origin`` the file it came from.
+    ``devicetree`` exact compatible strings; ``ready`` when a match is usable
+    (None: never said); ``compat`` the labels a vendor's device plugin waits
+    for, written only when asked; ``origin`` the file it came from.
     A NamedTuple for start-up time (see ``nfd_hooks.features.Feature``).
     """
 
@@ -44,6 +64,8 @@ class Accelerator(NamedTuple):
     pci: Tuple[Tuple[str, str], ...] = ()
     devicetree: Tuple[str, ...] = ()
     origin: str = BUILTIN_NAME
+    ready: Optional[Readiness] = None
+    compat: Tuple[Tuple[str, str], ...] = ()
 
 
 def load_catalog(extra: Sequence[Path] = ()) -> Dict[str, Accelerator]:
@@ -54,7 +76,23 @@ def load_catalog(extra: Sequence[Path] = ()) -> Dict[str, Accelerator]:
     catalog = parse_catalog(builtin, BUILTIN_NAME)
     for path in extra:
         catalog.update(parse_catalog(_read(path), str(path)))
+    _check_compat(catalog)
     return catalog
+
+
+def _check_compat(catalog: Mapping[str, Accelerator]) -> None:
+    """Two entries may declare one compatibility label only with one value:
+    otherwise a node with both would get a label whose value depends on order."""
+    seen: Dict[str, Tuple[str, Accelerator]] = {}
+    for ident in sorted(catalog):
+        entry = catalog[ident]
+        for name, value in entry.compat:
+            first = seen.setdefault(name, (value, entry))
+            if first[0] != value:
+                raise InputError(
+                    f"{entry.origin}: accelerator {ident!r}: compat label {name!r}={value!r} contradicts "
+                    f"{first[1].id!r} ({first[1].origin}), which sets it to {first[0]!r}"
+                )
 
 
 def _read(path: Path) -> str:
@@ -127,24 +165,81 @@ def _entry(ident: str, value: Any, origin: str, text: str) -> Accelerator:
     devicetree = _strings(value, "devicetree", ident, origin, text)
     if not (usb or pci or devicetree):
         raise _error(origin, text, ident, None, f"accelerator {ident!r} lists no usb, pci or devicetree ids")
-    return Accelerator(ident, name.strip(), usb, pci, devicetree, origin)
+    ready = _readiness(value, usb, ident, origin, text) if "ready" in value else None
+    compat = _compat(value, ident, origin, text)
+    return Accelerator(ident, name.strip(), usb, pci, devicetree, origin, ready, compat)
 
 
-def _list(value: Mapping[str, Any], key: str, ident: str, origin: str, text: str) -> List[Any]:
+def _readiness(value: Mapping[str, Any], usb: Tuple[Tuple[str, str], ...], ident: str, origin: str, text: str) -> Readiness:
+    """Validate ``[accelerators.<id>.ready]``: its usb ids are some of the entry's own."""
+    table = value["ready"]
+    where = f"{ident}.ready"
+    if not isinstance(table, dict):
+        raise _error(origin, text, ident, "ready", f"accelerator {ident!r}: 'ready' must be a table")
+    unknown = sorted(set(table) - set(READY_KEYS))
+    if unknown:
+        raise _error(
+            origin, text, where, unknown[0],
+            f"accelerator {ident!r}: unknown ready key {unknown[0]!r} (expected {', '.join(READY_KEYS)})",
+        )
+    ready_usb = _pairs(table, "usb", ident, origin, text, where)
+    strange = [f"{v}:{p}" for v, p in ready_usb if (v, p) not in usb]
+    if strange:
+        raise _error(origin, text, where, "usb", f"accelerator {ident!r}: ready usb id {strange[0]!r} is not one of its usb ids")
+    drivers = tuple(dict.fromkeys(_kernel_name(item, "driver", ident, origin, text) for item in _list(table, "driver", ident, origin, text, where)))
+    device_class = table.get("device-class")
+    if device_class is not None:
+        device_class = _kernel_name(device_class, "device-class", ident, origin, text)
+        if not drivers:
+            raise _error(origin, text, where, "device-class", f"accelerator {ident!r}: ready 'device-class' needs a 'driver'")
+    if not (ready_usb or drivers):
+        raise _error(origin, text, where, None, f"accelerator {ident!r}: 'ready' lists no usb ids and no driver")
+    return Readiness(ready_usb, drivers, device_class)
+
+
+def _kernel_name(item: Any, key: str, ident: str, origin: str, text: str) -> str:
+    if not isinstance(item, str) or not _KERNEL_NAME_RE.match(item) or len(item) > 64:
+        raise _error(
+            origin, text, f"{ident}.ready", key,
+            f"accelerator {ident!r}: ready {key} {item!r} must be a kernel name (letters, digits, '-', '_', '.')",
+        )
+    return item
+
+
+def _compat(value: Mapping[str, Any], ident: str, origin: str, text: str) -> Tuple[Tuple[str, str], ...]:
+    """``[accelerators.<id>.compat]``: full label names and values, each valid for nfd-master."""
+    table = value.get("compat", {})
+    if not isinstance(table, dict):
+        raise _error(origin, text, ident, "compat", f"accelerator {ident!r}: 'compat' must be a table of label = \"value\"")
+    labels = []
+    for name, label_value in table.items():
+        problem = (
+            "its value must be a string" if not isinstance(label_value, str) else label_problem(name, label_value)
+        )
+        if problem:
+            raise _error(origin, text, f"{ident}.compat", None, f"accelerator {ident!r}: compat label {name!r}: {problem}")
+        labels.append((name, label_value))
+    return tuple(sorted(labels))
+
+
+def _list(value: Mapping[str, Any], key: str, ident: str, origin: str, text: str, where: Optional[str] = None) -> List[Any]:
+    """``value[key]`` as a list; ``where`` is the table it is in, for the error's line."""
     items = value.get(key, [])
     if not isinstance(items, list):
-        raise _error(origin, text, ident, key, f"accelerator {ident!r}: {key!r} must be a list")
+        raise _error(origin, text, where or ident, key, f"accelerator {ident!r}: {key!r} must be a list")
     return items
 
 
-def _pairs(value: Mapping[str, Any], key: str, ident: str, origin: str, text: str) -> Tuple[Tuple[str, str], ...]:
+def _pairs(
+    value: Mapping[str, Any], key: str, ident: str, origin: str, text: str, where: Optional[str] = None
+) -> Tuple[Tuple[str, str], ...]:
     """``"vvvv:pppp"`` strings as lowercase pairs, in file order, without repeats."""
     pairs = []
-    for item in _list(value, key, ident, origin, text):
+    for item in _list(value, key, ident, origin, text, where):
         match = _HEX_PAIR_RE.match(item) if isinstance(item, str) else None
         if not match:
             raise _error(
-                origin, text, ident, key,
+                origin, text, where or ident, key,
                 f"accelerator {ident!r}: {key} id {item!r} is not 'vvvv:pppp' (4 hex digits each)",
             )
         pairs.append((match.group(1).lower(), match.group(2).lower()))
@@ -183,7 +278,9 @@ def _line_of(text: str, ident: Optional[str], key: Optional[str]) -> int:
         )
         found = next((n for n, line in enumerate(lines) if header.match(line)), None)
         if found is None:
-            return 1
+            # "<id>.ready" written inline (ready = {...}): the line of its key in the entry
+            owner, dot, sub = ident.rpartition(".")
+            return _line_of(text, owner, sub) if dot else 1
         start = found
         if key is None:
             return found + 1
