@@ -373,7 +373,7 @@ def watch(
         float, typer.Option("--interval", metavar="SECONDS", help="Rescan this often, uevents or not.")
     ] = api.DEFAULT_INTERVAL,
     no_uevents: Annotated[
-        bool, typer.Option("--no-uevents", help="Do not listen for USB uevents; rescan on the interval only.")
+        bool, typer.Option("--no-uevents", help="Do not listen for device uevents (USB, driver binds, device nodes); rescan on the interval only.")
     ] = False,
     quiet: QuietOpt = False,
 ) -> None:

@@ -1,7 +1,7 @@
 """``nfd-hooks watch``: keep the features file current as devices come and go.
 
 The one-shot ``write`` sees only what was plugged in when the pod started. The
-watcher writes the file at start, then rescans on USB uevents and every
+watcher writes the file at start, then rescans on device uevents and every
 ``interval`` seconds, and rewrites the file (atomically) only when its features
 changed or its expiry is due for refreshing, so NFD and the API server see no
 churn. The file on disk is the state: whatever wrote it last (the one-shot
@@ -9,7 +9,11 @@ initContainer, an earlier watcher), it is compared, not assumed.
 
 The devicetree does not change at run time and is read once at start; its
 report is handed to every rescan (``api.scan(options, devicetree)``), so the
-accelerator catalog still matches on it while USB and PCI are read afresh.
+accelerator catalog still matches on it while USB and PCI are read afresh, and
+readiness with them: a stick re-enumerating with its firmware, a driver
+binding or unbinding (``bind``/``unbind`` uevents of its PCI or platform
+device) and a device node coming or going (a uevent of its class) each wake a
+rescan (``uevent_subsystems``).
 """
 
 import select
@@ -20,7 +24,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from nfd_hooks import api
 from nfd_hooks.diff import Change, changes, features_of
@@ -158,7 +162,7 @@ class Events:
 
 
 class Uevents(Events):
-    """USB uevents from the kernel's netlink socket, through pyudev.
+    """Device uevents of some subsystems from the kernel's netlink socket, through pyudev.
 
     The kernel group (not udevd's) is used: the kernel broadcasts device
     uevents into every network namespace owned by the initial user namespace,
@@ -167,14 +171,14 @@ class Uevents(Events):
     inside containers.
     """
 
-    description = "USB uevents"
-
-    def __init__(self, stop: threading.Event) -> None:
+    def __init__(self, stop: threading.Event, subsystems: Sequence[str] = ("usb",)) -> None:
         super().__init__(stop)
         import pyudev
 
+        self.description = "uevents of " + ", ".join(subsystems)
         self.monitor = pyudev.Monitor.from_netlink(pyudev.Context(), source="kernel")
-        self.monitor.filter_by("usb")
+        for subsystem in subsystems:  # a uevent of any of them passes
+            self.monitor.filter_by(subsystem)
         self.monitor.start()
 
     def wait(self, timeout: float) -> bool:
@@ -201,13 +205,26 @@ class Uevents(Events):
             seen = True
 
 
-def open_events(stop: threading.Event, udev: bool, log: Log) -> Events:
+def uevent_subsystems(options: api.Options) -> Tuple[str, ...]:
+    """The subsystems whose uevents can change the file: USB devices come, go and
+    re-enumerate (a Coral once its firmware is loaded); PCI and platform devices
+    get drivers bound and unbound; the catalog's device classes get nodes."""
+    subsystems = ["usb"] if options.use_usb else []
+    if options.use_accelerators:
+        from nfd_hooks.sources.accelerators.catalog import load_catalog
+
+        classes = {e.ready.device_class for e in load_catalog(options.catalogs).values() if e.ready and e.ready.device_class}
+        subsystems += ["pci", "platform", *sorted(classes)]
+    return tuple(dict.fromkeys(subsystems))
+
+
+def open_events(stop: threading.Event, udev: bool, log: Log, subsystems: Sequence[str] = ("usb",)) -> Events:
     """The uevent source when asked for and available, else interval polling alone."""
-    if udev:
+    if udev and subsystems:
         try:
-            return Uevents(stop)
+            return Uevents(stop, subsystems)
         except (ImportError, OSError) as error:  # no libudev, netlink refused
-            log(f"no USB uevents ({' '.join(str(error).split()) or type(error).__name__}); rescanning on the interval only")
+            log(f"no uevents ({' '.join(str(error).split()) or type(error).__name__}); rescanning on the interval only")
     return Events(stop)
 
 
@@ -316,6 +333,6 @@ def watch(
     stop = threading.Event()
     restore = stop_on_signals(stop)
     try:
-        watcher.run(stop, open_events(stop, udev, watcher.info))
+        watcher.run(stop, open_events(stop, udev, watcher.info, uevent_subsystems(options)))
     finally:
         restore()

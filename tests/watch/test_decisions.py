@@ -77,3 +77,15 @@ def test_refresh_delay_never_spins():
     """A due or garbled expiry is looked at again after a second, not at once."""
     assert refresh_delay(with_expiry("2026-03-01T12:00:01Z", PI), NOW, HOUR) == 1.0
     assert refresh_delay(with_expiry("garbled", PI), NOW, HOUR) == 1.0
+
+
+def test_uevents_of_every_subsystem_that_can_change_the_file():
+    """USB for devices (and firmware re-enumeration), PCI and platform for driver binds,
+    the catalog's device classes for device nodes; none that cannot matter."""
+    from nfd_hooks import api
+    from nfd_hooks.watch import uevent_subsystems
+
+    assert uevent_subsystems(api.Options()) == ("usb", "pci", "platform", "apex", "hailo_chardev")
+    assert uevent_subsystems(api.Options(use_usb=False)) == ("pci", "platform", "apex", "hailo_chardev")
+    assert uevent_subsystems(api.Options(use_accelerators=False)) == ("usb",)
+    assert uevent_subsystems(api.Options(use_usb=False, use_accelerators=False)) == ()

@@ -122,7 +122,9 @@ def test_uevents_rescan_long_before_the_interval(testbed, tmp_path):
     args = ["--sysfs", f"{testbed.root}/sys", "--no-devicetree", "--features-dir", str(features_dir), "--interval", "60"]
     watcher = Watcher(args, env=testbed.env)
     try:
-        assert watcher.log[-1].endswith("USB uevents, rescan every 60 s"), watcher.log
+        assert watcher.log[-1].endswith(
+            "uevents of usb, pci, platform, apex, hailo_chardev, rescan every 60 s"
+        ), watcher.log
         assert labels_of(target.read_bytes()) == {}
         testbed.send(f"add {EDGE_NODE}")
         within(3, lambda: NCS2 in labels_of(target.read_bytes()))
@@ -130,6 +132,84 @@ def test_uevents_rescan_long_before_the_interval(testbed, tmp_path):
         testbed.send(f"unplug {NCS2_SYSPATH}")
         within(3, lambda: NCS2 not in labels_of(target.read_bytes()))
         assert labels_of(target.read_bytes()) == {k: v for k, v in with_ncs2.items() if k not in NCS2_LABELS}
+        assert watcher.stop() < 1.0
+    finally:
+        watcher.kill()
+
+
+# Issue 17: readiness follows the device, by uevents alone (the interval is 60 s).
+
+ACCELERATORS = "accelerator.feature.node.kubernetes.io"
+
+
+def recording_of(tmp_path: Path, name: str, *devices: str) -> Path:
+    """The blocks of edge-node.umockdev for ``devices`` (syspaths under the xHCI
+    controller, each with what is below it) as one recording file."""
+    controller = "P: /devices/pci0000:00/0000:00:14.0/"
+    blocks = EDGE_NODE.read_text().split("\n\n")
+    chosen = [b.strip("\n") for b in blocks
+              if any(b.lstrip("\n").startswith((controller + d + "/", controller + d + "\n")) for d in devices)]
+    path = tmp_path / name
+    path.write_text("\n\n".join(chosen) + "\n")
+    return path
+
+
+def edgetpu(target: Path) -> dict:
+    return {k: v for k, v in labels_of(target.read_bytes()).items() if k.startswith(f"{ACCELERATORS}/edgetpu.")}
+
+
+def test_a_coral_re_enumerating_with_its_firmware_becomes_ready(testbed, tmp_path):
+    """Its boot loader (1a6e:089a at 1-2) leaves; Google's id (18d1:9302 at 2-2) arrives, as libedgetpu makes it."""
+    dfu = recording_of(tmp_path, "dfu.umockdev", "usb1/1-2", "usb1/1-0:1.0", "usb1")
+    booted = recording_of(tmp_path, "booted.umockdev", "usb2/2-2", "usb2/2-0:1.0", "usb2")
+    features_dir = tmp_path / "features.d"
+    features_dir.mkdir()
+    target = features_dir / "nfd-hooks"
+    args = ["--sysfs", f"{testbed.root}/sys", "--no-devicetree", "--features-dir", str(features_dir), "--interval", "60"]
+    testbed.send(f"add {dfu}")
+    watcher = Watcher(args, env=testbed.env)
+    try:
+        assert edgetpu(target) == {f"{ACCELERATORS}/edgetpu.present": "true", f"{ACCELERATORS}/edgetpu.count": "1"}
+        testbed.send("unplug /sys/devices/pci0000:00/0000:00:14.0/usb1/1-2")
+        testbed.send(f"add {booted}")
+        within(3, lambda: f"{ACCELERATORS}/edgetpu.ready" in edgetpu(target))
+        assert edgetpu(target) == {
+            f"{ACCELERATORS}/edgetpu.present": "true", f"{ACCELERATORS}/edgetpu.count": "1",
+            f"{ACCELERATORS}/edgetpu.ready": "true", f"{ACCELERATORS}/edgetpu.ready-count": "1",
+        }
+        assert watcher.stop() < 1.0
+    finally:
+        watcher.kill()
+
+
+def test_a_driver_binding_and_unbinding_moves_ready(testbed, tmp_path):
+    """A Jetson Nano under L4T (fixtures/accelerators/jetson-nano-l4t-unbound): nvgpu's
+    gk20a binds its GPU's platform device, then unbinds; each is one uevent."""
+    import shutil
+
+    tree = tmp_path / "devicetree"
+    shutil.copytree(FIXTURES / "accelerators" / "jetson-nano-l4t-unbound" / "sys" / "firmware" / "devicetree" / "base", tree)
+    gpu = tmp_path / "gpu.umockdev"
+    gpu.write_text("P: /devices/gpu.0\nE: SUBSYSTEM=platform\nE: OF_NAME=gpu\nE: OF_FULLNAME=/gpu\n"
+                   "L: of_node=../../firmware/devicetree/base/gpu\n")
+    testbed.send(f"add {gpu}")
+    features_dir = tmp_path / "features.d"
+    features_dir.mkdir()
+    target = features_dir / "nfd-hooks"
+    ready = f"{ACCELERATORS}/nvidia-igpu.ready"
+    args = ["--sysfs", f"{testbed.root}/sys", "--devicetree", str(tree), "--no-usb",
+            "--features-dir", str(features_dir), "--interval", "60"]
+    watcher = Watcher(args, env=testbed.env)
+    try:
+        labels = labels_of(target.read_bytes())
+        assert labels[f"{ACCELERATORS}/nvidia-igpu.present"] == "true" and ready not in labels
+        link = Path(testbed.root) / "sys" / "devices" / "gpu.0" / "driver"
+        link.symlink_to("../../bus/platform/drivers/gk20a")
+        testbed.send("uevent /sys/devices/gpu.0 bind")
+        within(3, lambda: ready in labels_of(target.read_bytes()))
+        link.unlink()
+        testbed.send("uevent /sys/devices/gpu.0 unbind")
+        within(3, lambda: ready not in labels_of(target.read_bytes()))
         assert watcher.stop() < 1.0
     finally:
         watcher.kill()

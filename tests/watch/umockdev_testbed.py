@@ -7,6 +7,7 @@ answers each command line with ``ok ...`` or ``error ...``:
 
   add FILE            add an umockdev-record file's devices (umockdev emits "add" uevents)
   unplug SYSPATH      send a "remove" uevent for SYSPATH, then remove it from the testbed
+  uevent SYSPATH ACTION  send an ACTION uevent ("bind", "unbind", "change") for SYSPATH
 """
 
 import sys
@@ -30,6 +31,9 @@ def main() -> None:
                 # needs it to exist, so the event goes out a moment before.
                 testbed.uevent(argument, "remove")
                 testbed.remove_device(argument)
+            elif command == "uevent":
+                path, _, action = argument.rpartition(" ")
+                testbed.uevent(path, action)
             else:
                 raise ValueError(f"unknown command {command!r}")
         except (GLib.Error, ValueError) as error:
