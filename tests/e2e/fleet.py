@@ -23,6 +23,7 @@ KUBELET_LABELS = ("kubernetes.io/arch", "kubernetes.io/os", "kubernetes.io/hostn
 # Directories every Linux sysfs has; NFD's export runs all its sources and fails without them.
 SYSFS_SKELETON = ("block", "class/net", "bus/pci/devices")
 FEATURE_LABELS_ANNOTATION = "nfd.node.kubernetes.io/feature-labels"
+FLEET_ARGS = ("--compat-labels",)
 
 # Coral USB Accelerator (usb.ids: 1a6e Global Unichip Corp., 18d1 Google Inc.), as in
 # scripts/make-usb-fixtures: class 00; before its firmware a DFU interface (fe),
@@ -109,8 +110,10 @@ def publish(cluster: Cluster, node: FleetNode, directory: Path) -> Tuple[Path, P
     sysfs, source = build_host(node, directory)
     features_dir = directory / "features.d"
     features_dir.mkdir()
-    shown = nfd_hooks("show", *source).stdout
-    nfd_hooks("write", *source, "--features-dir", str(features_dir))
+    # --compat-labels as a cluster that runs vendors' device plugins sets it: the
+    # Jetson Nano gets nvidia.com/gpu.present from its devicetree (test_scheduling).
+    shown = nfd_hooks("show", *source, *FLEET_ARGS).stdout
+    nfd_hooks("write", *source, *FLEET_ARGS, "--features-dir", str(features_dir))
     cluster.add_node(node.name, node.arch)
     worker = cluster.start_worker(node.name, features_dir, sysfs, config=WORKER_CONFIG, oneshot=True)
     return features_dir, sysfs, shown, worker

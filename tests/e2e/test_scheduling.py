@@ -101,6 +101,48 @@ def test_pod_binds_exactly_where_it_should(placements, name):
     assert where["as-is"] in EXPECTED[name]
 
 
+def test_nvidia_device_plugin_daemonset_lands_on_the_jetson_only(cluster, fleet):
+    """NVIDIA's DaemonSet with its chart's own affinity (manifests/examples/nvidia-device-plugin-jetson.yaml).
+
+    No DaemonSet controller runs here, so the test does its part: one pod per node
+    from the template (as the controller makes them), pinned to that node by
+    hostname; the real kube-scheduler then decides, with the chart's nodeAffinity
+    and tolerations, whether the pod fits. The Jetson Nano fits by
+    nvidia.com/gpu.present=true, which nfd-hooks wrote from Debian's Nano DTB with
+    --compat-labels; no other fleet node has a label any of the chart's terms asks for.
+    """
+    (daemonset,) = [doc for doc in example_objects() if doc["kind"] == "DaemonSet"]
+    namespace = daemonset["metadata"]["namespace"]
+    # No kube-controller-manager makes the namespace's default ServiceAccount, which admission requires.
+    cluster.kubectl("create", "serviceaccount", "default", "--namespace", namespace, check=False)
+    name = daemonset["metadata"]["name"]
+    template = daemonset["spec"]["template"]
+    for node in NODES:
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": f"{name}--{node}", "namespace": namespace, "labels": template["metadata"]["labels"]},
+               "spec": copy.deepcopy(template["spec"])}
+        pod["spec"].setdefault("nodeSelector", {})["kubernetes.io/hostname"] = node
+        cluster.apply(pod)
+
+    def where(node: str) -> Any:
+        found = cluster.get("pod", f"{name}--{node}", "-n", namespace)
+        if found["spec"].get("nodeName"):
+            return found["spec"]["nodeName"]
+        conditions = {c["type"]: c for c in found.get("status", {}).get("conditions", [])}
+        scheduled = conditions.get("PodScheduled", {})
+        return "Pending" if scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable" else None
+
+    placed = {node: wait_for(f"kube-scheduler to place {name}--{node}", lambda n=node: where(n), timeout=60, interval=0.5)
+              for node in NODES}
+    assert fleet["jetson-nano"].labels["nvidia.com/gpu.present"] == "true"
+    assert {node for node, at in placed.items() if at == node} == {"jetson-nano"}
+    assert {node for node, at in placed.items() if at == "Pending"} == set(NODES) - {"jetson-nano"}
+    REPORT.append((f"e2e NVIDIA device plugin DaemonSet ({namespace}/{name}), its chart's own affinity", [
+        f"one pod per node: bound on {', '.join(n for n in NODES if placed[n] == n)};"
+        f" Pending on {', '.join(n for n in NODES if placed[n] == 'Pending')}",
+    ]))
+
+
 def test_example_nodefeaturerule_labels_the_boards_it_names(cluster, fleet):
     (rule,) = [doc for doc in example_objects() if doc["kind"] == "NodeFeatureRule"]
     cluster.apply(rule)
