@@ -89,6 +89,17 @@ def test_a_fifo_as_catalog_is_refused_not_waited_on(tmp_path):
     assert_one_error(done, 2, str(fifo), "not a regular file")
 
 
+@pytest.mark.parametrize("command", ["show", "write"])
+def test_diff_against_a_fifo_at_the_target_does_not_wait_on_it(tmp_path, command):
+    """--diff (newer than the fix) read the installed file with a blocking open: a hang."""
+    features = tmp_path / "features.d"
+    features.mkdir()
+    os.mkfifo(features / "nfd-hooks")
+    done = run([command, "--diff", "--no-devicetree", "--no-usb", "--features-dir", str(features)])
+    assert done.returncode == 0, done.stderr
+    assert (features / "nfd-hooks").is_file() == (command == "write")
+
+
 # ---------------------------------------------------------------- 5: time flags bounded
 
 
