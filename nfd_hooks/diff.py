@@ -17,7 +17,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 from nfd_hooks.check import parse
 from nfd_hooks.errors import InputError
 from nfd_hooks.features import MAX_FILE_SIZE
-from nfd_hooks.safe_read import NotARegularFile, read_regular_file
+from nfd_hooks.safe_read import read_regular_file
 
 # What NFD reads for one key: its value, and whether it is a label (else a raw feature only).
 Seen = Tuple[str, bool]
@@ -64,16 +64,16 @@ def features_of(content: bytes, now: datetime) -> Dict[str, Seen]:
 def installed(directory: Path, name: str, now: datetime) -> Tuple[Dict[str, Seen], List[Path]]:
     """The features of our files in ``directory``, and those of them that exist.
 
-    A file NFD skips (larger than it reads, or no regular file: a FIFO there
-    is never opened for reading, so it cannot hang the diff) contributes
-    nothing, as for NFD.
+    A file NFD skips (larger than it reads) contributes nothing, as for NFD.
+    Anything but a regular file there (a directory, a FIFO: never waited on)
+    is an InputError.
     """
     seen: Dict[str, Seen] = {}
     found = []
     for path in our_files(directory, name):
         try:
             content = read_regular_file(str(path), MAX_FILE_SIZE + 1)
-        except (FileNotFoundError, NotARegularFile):
+        except FileNotFoundError:
             continue
         except OSError as error:
             raise InputError(f"cannot read {path} to compare with: {error.strerror or error}") from None
