@@ -121,8 +121,9 @@ def read_live_tree(directory: Path) -> PlainNode:
 def _check_blob_name(path: str, name: str, depth: int) -> None:
     """Refuse, before anything is written, a live tree no blob can hold, rather
     than write a bundle replay would refuse: Linux never builds one (it skips
-    nodes deeper than FDT_MAX_DEPTH, and names come from a blob's printable ones)."""
-    if depth > MAX_DEPTH:
+    nodes deeper than FDT_MAX_DEPTH, and names come from a blob's printable ones).
+    ``depth`` is 0 for the root's entries: a node at depth 64 is the 65th level."""
+    if depth >= MAX_DEPTH:
         raise InputError(f"{path}: devicetree nested deeper than {MAX_DEPTH} levels: a blob cannot hold it")
     if not is_blob_name(os.fsencode(name)):
         raise InputError(f"{path}: devicetree name {name!r} is not printable ASCII: a blob cannot hold it")

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from nfd_hooks.features import MAX_FILE_SIZE, label_problem
+from nfd_hooks.safe_read import NotARegularFile, open_path
 
 DIRECTIVE_PREFIX = "# +"
 AUTO_PREFIX = "feature.node.kubernetes.io"
@@ -215,8 +216,12 @@ def check_file(path: Path, now: datetime, result: CheckResult) -> Optional[Parse
     if path.name.startswith("."):
         result.problems.append((str(path), Problem(None, "NFD skips files whose names start with '.'", warning=True)))
     try:
-        with path.open("rb") as stream:
-            size = os.fstat(stream.fileno()).st_size
+        # non-blocking, and checked again once open: the file may have been swapped for a FIFO meanwhile
+        with os.fdopen(open_path(str(path), os.O_RDONLY | os.O_NONBLOCK), "rb") as stream:
+            info = os.fstat(stream.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise NotARegularFile()
+            size = info.st_size
             if size > MAX_FILE_SIZE:
                 message = f"{size} bytes: NFD skips files over {MAX_FILE_SIZE} bytes whole"
                 result.problems.append((str(path), Problem(None, message)))

@@ -17,6 +17,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 from nfd_hooks.check import parse
 from nfd_hooks.errors import InputError
 from nfd_hooks.features import MAX_FILE_SIZE
+from nfd_hooks.safe_read import read_regular_file
 
 # What NFD reads for one key: its value, and whether it is a label (else a raw feature only).
 Seen = Tuple[str, bool]
@@ -64,13 +65,14 @@ def installed(directory: Path, name: str, now: datetime) -> Tuple[Dict[str, Seen
     """The features of our files in ``directory``, and those of them that exist.
 
     A file NFD skips (larger than it reads) contributes nothing, as for NFD.
+    Anything but a regular file there (a directory, a FIFO: never waited on)
+    is an InputError.
     """
     seen: Dict[str, Seen] = {}
     found = []
     for path in our_files(directory, name):
         try:
-            with path.open("rb") as stream:
-                content = stream.read(MAX_FILE_SIZE + 1)
+            content = read_regular_file(str(path), MAX_FILE_SIZE + 1)
         except FileNotFoundError:
             continue
         except OSError as error:

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from nfd_hooks import api
 from nfd_hooks.sources.devicetree import tree as tree_module
 from nfd_hooks.sources.devicetree.tree import MAX_PROPERTY_SIZE
+from tests.reliability.confinement import assert_not_leaked, confined, plant
 from tests.reliability.fdt_build import Node
 from tests.reliability.invariants import check_scan, count, scaled, scratch_dir
 from tests.reliability.strategies import fs_trees
@@ -27,11 +28,22 @@ from tests.reliability.strategies import fs_trees
 SCRATCH = scratch_dir()
 
 # Hazards that only add entries a reader must ignore: removing them changes nothing.
-ADDITIVE = ("loop-to-parent", "loop-to-self", "dangling-node-link")
+# Node links out of the tree (confinement.py): skipped like any node link, never followed.
+ADDITIVE = ("loop-to-parent", "loop-to-self", "dangling-node-link", "outside-node-absolute", "outside-node-chain")
 DAMAGING = (
     "dangling-compatible", "linked-compatible", "fifo-status", "directory-compatible",
     "oversized-compatible", "eio-compatible", "eacces-node", "vanishing-node",
+    # properties that lead out of the tree, to a device or to a FIFO outside it
+    "outside-compatible-relative", "outside-compatible-chain", "compatible-dev-zero", "compatible-outside-fifo",
 )
+_OUTSIDE_HAZARDS = {
+    "outside-node-absolute": ("cpu@96", ("absolute", "dt-node")),
+    "outside-node-chain": ("gpu@95", ("chain", "dt-node")),
+    "outside-compatible-relative": ("compatible", ("relative", "secret")),
+    "outside-compatible-chain": ("compatible", ("chain", "secret")),
+    "compatible-dev-zero": ("compatible", ("dev-zero", "secret")),
+    "compatible-outside-fifo": ("compatible", ("absolute", "fifo")),
+}
 
 
 class _Faults:
@@ -88,7 +100,13 @@ def materialize(root: Node, base: Path, hazards: List[Tuple[int, str]], faults: 
     for index, hazard in hazards:
         directory, _ = nodes[index % len(nodes)]
         compatible = directory / "compatible"
-        if hazard in ADDITIVE:
+        if hazard in _OUTSIDE_HAZARDS:
+            name, link = _OUTSIDE_HAZARDS[hazard]
+            if (name == "compatible" or not os.path.lexists(directory / name)) and not os.path.lexists(directory / ".h0"):
+                made = plant(directory / name, link, base)
+                if hazard in ADDITIVE:
+                    added += made
+        elif hazard in ADDITIVE:
             name, target = {
                 "loop-to-parent": ("cpu@99", ".."),
                 "loop-to-self": ("gpu@98", "."),
@@ -138,8 +156,10 @@ def test_hostile_live_trees_always_give_valid_labels(root, hazards):
         options = api.Options(devicetree=base, use_usb=False)
         with ExitStack() as stack:
             faults.patches(stack)
-            content = check_scan(options)
+            with confined():
+                content = check_scan(options)
             assert content is not None, "a live tree must never fail the scan"
+            assert_not_leaked(content)
             for path in added:
                 path.unlink(missing_ok=True)  # gone with its vanished node
             without_additions = api.render_scan(api.scan(options), options)
