@@ -205,6 +205,8 @@ def discover(options: UsbOptions, devices: Optional[List[UsbDevice]] = None, bac
         labels = device_labels(device, options)
         report.features += [Feature(label, "true") for label in labels]
         entries.append(_entry(device, labels, no_label_reason(device, options.allowlist)))
+    if "serial" in options.label_fields:
+        report.expendable = {feature.name for feature in report.features}
     report.details = {
         "backend": backend,
         "sysfs": str(options.sysfs),
