@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Tuple
 
 from nfd_hooks import __version__
 from nfd_hooks.errors import InputError
-from nfd_hooks.features import Feature, merge, prefix_problem, render
+from nfd_hooks.features import Collision, Feature, Part, layout, merge, prefix_problem, render_files
 from nfd_hooks.sources import SourceReport
 from nfd_hooks.sources import accelerators as accelerator_source
 from nfd_hooks.sources import devicetree as devicetree_source
@@ -85,19 +85,52 @@ class Options(NamedTuple):
         )
 
 
+# When two sources give one name different features (features.merge), the
+# earlier keeps it: the accelerator and USB names have a fixed form, devicetree
+# label names are made from strings the hardware presents, whose exact text
+# stays in the raw feature <prefix>/compatible/<string> all the same.
+PRECEDENCE = ("accelerators", "usb", "devicetree")
+
+
 @dataclass
 class Scan:
-    """The features of one node and where they came from."""
+    """The features of one node and where they came from.
+
+    The features are laid out once, when the scan is complete: merged across
+    sources (collisions dropped, one entry each) and fitted into files NFD reads
+    (``features.layout``); ``features`` is what is written, in every view.
+    """
 
     reports: List[SourceReport] = field(default_factory=list)
+    parts: List[Part] = field(init=False)
+    layout_notices: List[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        ranked = sorted(self.reports, key=lambda r: PRECEDENCE.index(r.name) if r.name in PRECEDENCE else len(PRECEDENCE))
+        merged, collisions = merge((report.name, report.features) for report in ranked)
+        origins = {report.name: report.origins for report in self.reports}
+        expendable = {name for report in self.reports for name in report.expendable}
+        self.parts, notices = layout(merged, expendable)
+        self.layout_notices = [_collision_notice(c, origins[c.dropped_source]) for c in collisions] + notices
 
     @property
     def features(self) -> List[Feature]:
-        return merge(f for report in self.reports for f in report.features)
+        return [feature for part in self.parts for feature in part.features]
 
     @property
     def notices(self) -> List[str]:
-        return [notice for report in self.reports for notice in report.notices]
+        return [notice for report in self.reports for notice in report.notices] + self.layout_notices
+
+
+def _collision_notice(collision: Collision, origins: Dict[str, str]) -> str:
+    """Which entry was left out, from what on the node, and what kept its name."""
+    dropped = collision.dropped
+    kind = "label" if dropped.label else "raw feature"
+    origin = origins.get(dropped.name, f"from the {collision.dropped_source} source")
+    return (
+        f"left out {kind} {dropped.name}={dropped.value} ({origin}): "
+        f"the {collision.kept_source} source gives that name {collision.kept.value!r}"
+    )
 
 
 def check_options(options: Options) -> None:
@@ -123,11 +156,11 @@ def scan(options: Options, devicetree: Optional[SourceReport] = None) -> Scan:
     reading the tree again (``watch`` reads it once: it does not change at run time).
     """
     check_options(options)
-    result = Scan()
+    reports = []
     devicetree_nodes = None
     if options.use_devicetree:
         report = devicetree or devicetree_source.discover(options.devicetree_options())
-        result.reports.append(report)
+        reports.append(report)
         devicetree_nodes = devicetree_source.compatible_nodes(report)
     usb_devices = None
     if options.use_usb:
@@ -135,20 +168,26 @@ def scan(options: Options, devicetree: Optional[SourceReport] = None) -> Scan:
         usb_devices, notices, backend = usb_source.read_with_backend(options.usb_options())
         report = usb_source.discover(options.usb_options(), usb_devices, backend)
         report.notices[:0] = notices
-        result.reports.append(report)
+        reports.append(report)
     if options.use_accelerators:
-        result.reports.append(
+        reports.append(
             accelerator_source.discover(options.accelerator_options(), usb_devices, devicetree_nodes)
         )
-    return result
+    return Scan(reports)
 
 
-def render_scan(result: Scan, options: Options, now: Optional[datetime] = None) -> bytes:
-    """The features file for ``result``; ``now`` fixes the clock for the expiry time."""
+def files(result: Scan, options: Options, now: Optional[datetime] = None) -> List[Tuple[str, bytes]]:
+    """``(suffix, content)`` of each features file for ``result``, the main one
+    (suffix "") first; ``now`` fixes the clock for the expiry time."""
     expires = None
     if options.expires_in is not None:
         expires = (now or datetime.now(timezone.utc)) + options.expires_in
-    return render(result.features, expires)
+    return render_files(result.parts, expires)
+
+
+def render_scan(result: Scan, options: Options, now: Optional[datetime] = None) -> bytes:
+    """What ``show`` prints: every features file for ``result``, one after the other."""
+    return b"".join(content for _, content in files(result, options, now))
 
 
 def render_json(result: Scan) -> str:
@@ -174,11 +213,11 @@ def write(
     options: Options, directory: Path = DEFAULT_FEATURES_DIR, name: str = DEFAULT_FILE_NAME, result: Optional[Scan] = None
 ) -> Tuple[Path, Scan]:
     """Scan the node (unless ``result`` is an earlier scan of it) and replace its features file atomically."""
-    from nfd_hooks.writer import write_atomically  # lazy: show never writes (tempfile is costly)
+    from nfd_hooks.writer import write_files  # lazy: show never writes (tempfile is costly)
 
     if result is None:
         result = scan(options)
-    target = write_atomically(directory, name, render_scan(result, options))
+    target = write_files(directory, name, files(result, options)).target
     return target, result
 
 
@@ -192,7 +231,9 @@ def diff(
 
     now = now or datetime.now(timezone.utc)
     installed, found = differ.installed(directory, name, now)
-    new = differ.features_of(render_scan(result, options, now), now)
+    new = {}
+    for _, content in files(result, options, now):
+        new.update(differ.features_of(content, now))
     return differ.changes(installed, new), found
 
 

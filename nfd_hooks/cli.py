@@ -354,7 +354,9 @@ def write(
         return
     _print_notices(result)
     labels = sum(1 for f in result.features if f.label)
-    print(f"nfd-hooks: wrote {one_line(str(target))} ({labels} labels)", file=sys.stderr)
+    more = len(result.parts) - 1
+    also = f" and {more} more file{'s' if more > 1 else ''} beside it" if more else ""
+    print(f"nfd-hooks: wrote {one_line(str(target))}{also} ({labels} labels)", file=sys.stderr)
 
 
 @app.command(

@@ -45,12 +45,11 @@ def _shown(seen: Optional[Seen]) -> str:
 
 
 def our_files(directory: Path, name: str) -> List[Path]:
-    """The features files this tool keeps in ``directory`` for ``name``, in NFD's order.
+    """The features files this tool keeps in ``directory`` for ``name``, in NFD's
+    order: the main file, then those of an output split over several files."""
+    from nfd_hooks.writer import part_files
 
-    One file today; a writer that splits its output over several files lists
-    them here and every diff follows.
-    """
-    return [directory / name]
+    return [directory / name] + [directory / part for part in part_files(directory, name)]
 
 
 def features_of(content: bytes, now: datetime) -> Dict[str, Seen]:

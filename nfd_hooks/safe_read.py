@@ -22,6 +22,10 @@ _RESOLVE_NO_MAGICLINKS = 0x02
 _RESOLVE_BENEATH = 0x08
 _MAX_LINKS = 40  # the kernel's limit of symlinks followed in one lookup (MAXSYMLINKS)
 
+# With RESOLVE_BENEATH the kernel refuses a lookup through ".." with EAGAIN when
+# a rename or mount happened anywhere meanwhile (sysfs links are all "../..."),
+# so a busy machine drops devices: retry, then resolve by hand.
+_OPENAT2_TRIES = 8
 _openat2: Any = None  # the syscall wrapper once loaded; False when the kernel or a seccomp filter refuses it
 
 
@@ -108,10 +112,15 @@ def _open_beneath(dir_fd: int, path: str, flags: int) -> int:
     if _openat2 is None:
         _openat2 = _load_openat2()
     if _openat2:
-        result = _openat2(dir_fd, path, flags)
-        if result is not None:
-            return result
-        _openat2 = False
+        for _ in range(_OPENAT2_TRIES):
+            try:
+                result = _openat2(dir_fd, path, flags)
+            except BlockingIOError:  # EAGAIN: a rename anywhere raced a ".." lookup
+                continue
+            if result is not None:
+                return result
+            _openat2 = False
+            break
     return _walk_beneath(dir_fd, path, flags)
 
 

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from nfd_hooks import api
 from nfd_hooks.diff import Change, changes, features_of
@@ -33,7 +33,7 @@ from nfd_hooks.errors import NfdHooksError, one_line
 from nfd_hooks.features import MAX_FILE_SIZE
 from nfd_hooks.safe_read import read_regular_file
 from nfd_hooks.sources import SourceReport
-from nfd_hooks.writer import check_file_name, temporary_directory, write_atomically
+from nfd_hooks.writer import check_file_name, part_files, temporary_directory, write_atomically, write_files
 
 # After a uevent, wait this long so that a device's interfaces (each with its
 # own uevent, milliseconds apart) are in sysfs before the rescan.
@@ -124,27 +124,56 @@ def read_existing(path: Path) -> Optional[bytes]:
         return None
 
 
+def joined(files: Dict[str, Optional[bytes]], name: str) -> Optional[bytes]:
+    """The files of one output as one text to compare (``write_reason``): the main
+    file, then the others by name; None without a readable main file."""
+    if files.get(name) is None:
+        return None
+    return b"".join(files[part] or b"" for part in [name] + sorted(set(files) - {name}))
+
+
 @dataclass
 class Sync:
     """What one pass did: why it wrote (None: it did not), what that changed for NFD,
-    and when to look again for the expiry."""
+    when to look again for the expiry, and how many files changed (an output
+    split over several files changes them one by one, see ``Watch._sync``)."""
 
     reason: Optional[str]
     refresh_in: Optional[float]
     changes: List[Change]
+    events: int = 0
 
 
-def sync(result: api.Scan, options: api.Options, directory: Path, name: str, now: datetime) -> Sync:
-    """Render ``result`` and write it if the file on disk differs or its expiry is due."""
-    content = api.render_scan(result, options, now)
-    existing = read_existing(directory / name)
-    reason = write_reason(existing, content, now, options.expires_in)
+def sync(result: api.Scan, options: api.Options, directory: Path, name: str, now: datetime, settle: bool = False) -> Sync:
+    """Render ``result`` and write it if the files on disk differ or the expiry is due.
+
+    ``settle``: when nothing is to be written, replace the main file with itself,
+    one more event for NFD to read the files of an earlier split write by.
+    """
+    new = {name + suffix: content for suffix, content in api.files(result, options, now)}
+    existing = {part: read_existing(directory / part) for part in [name] + part_files(directory, name)}
+    reason = write_reason(joined(existing, name), joined(new, name) or b"", now, options.expires_in)
+    if reason is None and existing.keys() != new.keys():
+        reason = "files changed"
     done: List[Change] = []
+    events = 0
     if reason is not None:
-        done = changes(features_of(existing or b"", now), features_of(content, now))
-        write_atomically(directory, name, content)
-        existing = content
-    return Sync(reason, refresh_delay(existing or content, now, options.expires_in), done)
+        done = changes(_features_of(existing, now), _features_of(new, now))
+        events = write_files(directory, name, [(part[len(name):], content) for part, content in new.items()]).events
+        existing = dict(new)
+    elif settle and existing[name] is not None:
+        write_atomically(directory, name, existing[name])
+        events = 1
+    main = existing[name] or new[name]
+    return Sync(reason, refresh_delay(main, now, options.expires_in), done, events)
+
+
+def _features_of(files: Dict[str, Optional[bytes]], now: datetime) -> Dict[str, Tuple[str, bool]]:
+    """What NFD reads from all of ``files`` together."""
+    seen: Dict[str, Tuple[str, bool]] = {}
+    for content in files.values():
+        seen.update(features_of(content or b"", now))
+    return seen
 
 
 class Events:
@@ -242,6 +271,8 @@ class Watch:
     quiet: bool = False  # errors only: no notices, no progress lines
     # time.monotonic() of our last event in features.d.
     last_event: float = float("-inf")
+    # The last write changed several files: one more event is due (``_sync``).
+    unsettled: bool = False
 
     def check(self) -> None:
         """Bad flags fail at start (exit 2), like ``write``'s."""
@@ -297,14 +328,24 @@ class Watch:
             self.log(message)
 
     def _sync(self, result: api.Scan) -> float:
-        """Sync the file; seconds until the next rescan."""
-        done = sync(result, self.options, self.directory, self.name, datetime.now(timezone.utc))
-        if done.reason is not None:
+        """Sync the files; seconds until the next rescan.
+
+        NFD re-reads on the first event of a 1 s tick and drops the rest, so it
+        may read a split output between two of its files' renames and keep that
+        until its next re-read (60 s). After such a write one more event follows
+        a tick later (the main file replaced by itself), unless a write does.
+        """
+        done = sync(result, self.options, self.directory, self.name, datetime.now(timezone.utc), self.unsettled)
+        if done.events:
             self.last_event = time.monotonic()
+        self.unsettled = done.events > 1
+        if done.reason is not None:
             labels = sum(1 for f in result.features if f.label)
             self.info(f"wrote {self.directory / self.name} ({labels} labels; {done.reason})")
             for change in done.changes:
                 self.info(change.format())
+        if self.unsettled:
+            return 0.0  # the loop waits out the spacing
         if done.refresh_in is None:
             return self.interval
         return min(self.interval, done.refresh_in)

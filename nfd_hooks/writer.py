@@ -22,9 +22,10 @@ import tempfile
 import stat
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Tuple
+from typing import Iterator, List, NamedTuple, Sequence, Tuple
 
 from nfd_hooks.errors import InputError, OutputError, Terminated
+from nfd_hooks.features import PART_INFIX
 
 FILE_MODE = 0o644
 # One per uid (the root one-shot hook and the 65534 watcher share features.d),
@@ -33,6 +34,16 @@ _TEMPORARY_DIRECTORY = ".nfd-hooks-tmp.{uid}"
 _TEMPORARY_SUFFIX = ".tmp"
 # What tempfile.mkstemp puts between prefix and suffix: 8 of [a-z0-9_].
 _RANDOM_PART = r"[a-z0-9_]{8}"
+# What follows --name in the name of a further file of a split output.
+_PART = re.escape(PART_INFIX) + "[0-9a-f]{8}"
+
+
+class Written(NamedTuple):
+    """The main file, and how many files were replaced, created or removed: each
+    is an fsnotify event for NFD."""
+
+    target: Path
+    events: int
 
 
 def check_file_name(name: str) -> None:
@@ -58,6 +69,66 @@ def write_atomically(directory: Path, name: str, content: bytes) -> Path:
     return target
 
 
+def write_files(directory: Path, name: str, files: Sequence[Tuple[str, bytes]]) -> Written:
+    """Replace the files of ``name``: ``(suffix, content)`` pairs, the main file
+    (suffix "") first, as ``features.layout`` splits an output over NFD's limit.
+
+    Several files cannot change in one rename, so the order keeps every label
+    that is in the old files and in the new ones readable at every moment: the
+    further files are written first, then the main file, then the further
+    files of an earlier write that are no longer wanted are removed. A worker
+    reading in between sees some labels twice, or an old value, never one
+    missing. A failure before the main file is replaced removes the files this
+    run created and leaves the old ones as they were.
+    """
+    check_file_name(name)
+    scratch = temporary_directory(directory)[0]
+    old = part_files(directory, name)
+    remove_stale_temporaries(scratch, name)
+    (_, main), further = files[0], files[1:]
+    wanted = [name + suffix for suffix, _ in further]
+    created: List[str] = []
+    with _sigterm_raises():
+        try:
+            for part, (_, content) in zip(wanted, further):
+                if part not in old:
+                    created.append(part)
+                _replace(directory, scratch, directory / part, content)
+            _replace(directory, scratch, directory / name, main)
+        except BaseException:
+            for part in created:
+                _unlink(directory / part)
+            raise
+    stale = [part for part in old if part not in wanted]
+    for part in stale:
+        try:
+            os.unlink(directory / part)
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            raise OutputError(f"cannot remove {directory / part}, left from an earlier write: {error.strerror}") from None
+    _sync_directory(directory)
+    return Written(directory / name, len(wanted) + 1 + len(stale))
+
+
+def part_files(directory: Path, name: str) -> List[str]:
+    """The further files of ``name`` in ``directory``, sorted: what an output
+    split over several files left (directories of that name are not ours)."""
+    pattern = re.compile(re.escape(name) + _PART)
+    try:
+        with os.scandir(directory) as entries:
+            return sorted(e.name for e in entries if pattern.fullmatch(e.name) and not e.is_dir(follow_symlinks=False))
+    except OSError:
+        return []  # the write itself reports an unusable directory
+
+
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
 def _replace(directory: Path, scratch: Path, target: Path, content: bytes) -> None:
     try:
         fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=_TEMPORARY_SUFFIX, dir=scratch)
@@ -72,18 +143,17 @@ def _replace(directory: Path, scratch: Path, target: Path, content: bytes) -> No
             os.fchmod(stream.fileno(), FILE_MODE)
         os.replace(temporary, target)
     except BaseException as error:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
+        _unlink(Path(temporary))
         if isinstance(error, OSError):
             raise OutputError(f"cannot write {target}: {error.strerror or error}") from None
         raise
 
 
 def is_own_temporary(entry: str, name: str) -> bool:
-    """Whether ``entry`` is a temporary this writer makes for the file ``name``."""
-    return re.fullmatch(re.escape(f".{name}.") + _RANDOM_PART + re.escape(_TEMPORARY_SUFFIX), entry) is not None
+    """Whether ``entry`` is a temporary this writer makes for the file ``name``
+    or one of its further files."""
+    pattern = re.escape(f".{name}") + f"(?:{_PART})?" + r"\." + _RANDOM_PART + re.escape(_TEMPORARY_SUFFIX)
+    return re.fullmatch(pattern, entry) is not None
 
 
 def remove_stale_temporaries(scratch: Path, name: str) -> None:

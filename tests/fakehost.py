@@ -10,6 +10,7 @@ import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections import deque
 from typing import Dict, Optional, Tuple
 
 from tests.fdt_expand import expand
@@ -120,3 +121,26 @@ def make_host(sysfs: Path, dtb: Optional[bytes], usb: Tuple[UsbSpec, ...], with_
     for spec in usb:
         add_usb_device(sysfs, spec)
     return sysfs
+
+
+# A 7-port Genesys Logic GL850G hub, the commonest chip in 7-port USB 2.0 hubs.
+GL850G = ("05e3", "0608")
+
+
+def crowded_usb(count: int, interfaces: Tuple[str, ...] = ("0e", "ef", "fe", "ff"), serials: bool = False) -> Tuple[UsbSpec, ...]:
+    """A Pi 4B's USB with ``count`` more devices of distinct ids, each with
+    ``interfaces``, behind 7-port hubs filled from the Pi's own hub outwards
+    (within the spec's five hub tiers): what makes a features file outgrow
+    NFD's 64 KiB. The ids are under pid.codes' vendor 1209, which gives each
+    open-hardware project its own product id."""
+    devices = list(PI4_HUBS)
+    free = deque((f"1-1.{port}", f"{PI4_XHCI}/usb1/1-1") for port in range(1, 5))
+    while len(free) < count:
+        name, parent = free.popleft()
+        devices.append(UsbSpec(name, parent, *GL850G, "09", ("09",), product_name="USB2.0 Hub"))
+        free.extend((f"{name}.{port}", f"{parent}/{name}") for port in range(1, 8))
+    for number in range(count):
+        name, parent = free.popleft()
+        serial = f"PID{number:05d}" if serials else None
+        devices.append(UsbSpec(name, parent, "1209", f"{0x1000 + number:04x}", "00", interfaces, serial=serial))
+    return tuple(devices)

@@ -103,25 +103,6 @@ def test_bad_name_keeps_previous_file(tmp_path):
     assert (tmp_path / "nfd-hooks").read_text() == "previous\n"
 
 
-def test_file_over_64k_is_refused_and_the_previous_file_kept(tmp_path):
-    """A (hostile) live tree with 1200 distinct cpu compatibles would exceed NFD's limit."""
-    tree = tmp_path / "base"
-    tree.mkdir()
-    (tree / "compatible").write_bytes(b"acme,board\0")
-    for n in range(1200):
-        node = tree / "cpus" / f"cpu@{n}"
-        node.mkdir(parents=True)
-        (node / "compatible").write_bytes(b"acme,core-with-a-rather-long-name-%05d\0" % n)
-    out = tmp_path / "features.d"
-    out.mkdir()
-    (out / "nfd-hooks").write_text("previous\n")
-    done = run_cli(["write", "--devicetree", str(tree), "--no-usb", "--features-dir", str(out)])
-    assert_one_line_error(done, 1)
-    assert "65536" in done.stderr.decode()
-    assert (out / "nfd-hooks").read_text() == "previous\n"
-    assert features_entries(out) == ["nfd-hooks"]
-
-
 def test_unwritable_directory_is_exit_1_and_keeps_the_file(tmp_path):
     """An immutable directory refuses new files even to root, like a read-only mount."""
     chattr = require_tool("chattr")

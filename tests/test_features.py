@@ -5,7 +5,13 @@ from datetime import datetime, timezone
 import pytest
 
 from nfd_hooks.errors import OutputError
-from nfd_hooks.features import MAX_FILE_SIZE, Feature, label_problem, prefix_problem, render
+from nfd_hooks.features import MAX_FILE_SIZE, Feature, label_problem, layout, merge, prefix_problem, render_files
+
+
+def render(features, expires=None) -> bytes:
+    """Every file of one source's ``features``, concatenated, as show prints them."""
+    ordered, _ = merge([("test", features)])
+    return b"".join(content for _, content in render_files(layout(ordered)[0], expires))
 
 
 @pytest.mark.parametrize(
@@ -66,18 +72,13 @@ def test_expiry_directive_comes_before_every_feature():
     assert lines[2] == "b.org/a=1"
 
 
-def test_duplicates_merge_and_conflicts_are_refused():
+def test_duplicates_merge_and_a_conflict_keeps_the_first_source():
     assert render([Feature("b.org/a", "1"), Feature("b.org/a", "1")]).count(b"b.org/a=1") == 1
-    with pytest.raises(OutputError):
-        render([Feature("b.org/a", "1"), Feature("b.org/a", "2")])
+    features, collisions = merge([("first", [Feature("b.org/a", "1")]), ("second", [Feature("b.org/a", "2"), Feature("b.org/b", "3")])])
+    assert features == [Feature("b.org/a", "1"), Feature("b.org/b", "3")]
+    assert [(c.kept_source, c.dropped_source, c.dropped) for c in collisions] == [("first", "second", Feature("b.org/a", "2"))]
 
 
 def test_invalid_label_is_refused_not_written():
     with pytest.raises(OutputError, match="not a valid Kubernetes label name"):
         render([Feature("b.org/a,b", "1")])
-
-
-def test_file_over_nfd_limit_is_refused():
-    features = [Feature(f"b.org/label-{i:05d}", "x" * 60) for i in range(MAX_FILE_SIZE // 70 + 10)]
-    with pytest.raises(OutputError, match="NFD skips files over 65536"):
-        render(features)

@@ -32,7 +32,7 @@ def expected_raw(board: str, include_disabled: bool) -> List[Feature]:
         if kind == "compatible":
             features.append(Feature(f"{PREFIX}/compatible/{rest[1]}", rest[0], label=False))
         else:
-            features.append(Feature(f"{PREFIX}/model", rest[0], label=False))
+            features.append(Feature(f"{PREFIX}/root/model", rest[0], label=False))
     return sorted(features)
 
 
@@ -84,7 +84,7 @@ def test_pi4b_acceptance_from_an_installed_cli():
     assert done.returncode == 0, done.stderr
     labels = sorted(
         line for line in done.stdout.decode().splitlines() if line.startswith(PREFIX + "/") and "/compatible/" not in line
-        and not line.startswith(PREFIX + "/model=")
+        and not line.startswith(PREFIX + "/root/model=")
     )
     assert labels == sorted(
         f"{PREFIX}/{label}"

@@ -3,7 +3,10 @@
 Labels: ``<prefix>/<name>=<count>`` (names from ``naming.label_name``).
 Raw features, under ``# +no-label``, keep what a label name cannot:
 ``<prefix>/compatible/<exact compatible string>=<count>`` and
-``<prefix>/model=<root model>``, so NodeFeatureRules can match them exactly.
+``<prefix>/root/model=<root model>``, so NodeFeatureRules can match them exactly.
+NFD keeps labels and raw features in one map (``local.feature``), and every
+label name is ``<prefix>/<name>`` with one ``/``: a second ``/`` puts the raw
+features where no label, of any source or prefix, can reach them.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from nfd_hooks.sources.devicetree.tree import DtNode, open_live_tree, walk
 DEFAULT_NODES = ("cpu", "gpu")
 DEFAULT_PREFIX = "beta.devicetree.org"
 ENABLED_STATUSES = (b"okay", b"ok")
+MODEL = "root/model"  # the raw feature of the root's model, after the prefix (see above)
 
 
 class DevicetreeOptions(NamedTuple):
@@ -127,6 +131,10 @@ def discover(options: DevicetreeOptions) -> SourceReport:
             tally.strings[decode(raw)] += 1
             tally.nodes.add(path)
     report.features = [Feature(f"{options.prefix}/{name}", str(t.count)) for name, t in tallies.items()]
+    report.origins = {
+        f"{options.prefix}/{name}": f"compatible {', '.join(map(repr, sorted(t.strings)))} at {', '.join(sorted(t.nodes))}"
+        for name, t in tallies.items()
+    }
     model = root.property("model")
     model_text = decode(model.split(b"\0", 1)[0]) if model else None
     if options.raw_features:
@@ -166,7 +174,7 @@ def _raw_features(prefix: str, exact: Counter, model: Optional[str], notices: Li
     """Exact strings as raw features; those NFD's line format cannot carry are skipped."""
     candidates = [Feature(f"{prefix}/compatible/{text}", str(n), label=False) for text, n in exact.items()]
     if model:
-        candidates.append(Feature(f"{prefix}/model", model, label=False))
+        candidates.append(Feature(f"{prefix}/{MODEL}", model, label=False))
     kept = []
     for feature in candidates:
         problem = raw_feature_problem(feature.name, feature.value)

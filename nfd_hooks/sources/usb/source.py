@@ -202,6 +202,8 @@ def discover(options: UsbOptions, devices: Optional[List[UsbDevice]] = None, bac
             for name in invalid
         ]
         entries.append(_entry(device, labels, no_label_reason(device, options.allowlist, labels)))
+    if "serial" in options.label_fields:
+        report.expendable = {feature.name for feature in report.features}
     report.details = {
         "backend": backend,
         "sysfs": str(options.sysfs),
