@@ -46,7 +46,7 @@ app = typer.Typer(
     "Exit codes: 0 success (also on a node without a devicetree), 1 the features file "
     "could not be written, 2 bad input (flag value, unreadable --devicetree, broken --catalog).",
     epilog=OVERVIEW,
-    add_completion=True,  # costs ~0.2 ms a start (docs/performance.md)
+    add_completion=True,  # ~0.2 ms a start: bench/completion_cost.py, docs/performance.md
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},

@@ -13,11 +13,14 @@ from typing import Any, Dict, List, Mapping, Sequence, Tuple
 from nfd_hooks.errors import one_line
 from nfd_hooks.features import Feature
 from nfd_hooks.sources import SourceReport
+from nfd_hooks.sources.usb.source import LABEL_PREFIX as USB_PREFIX
 
 WIDTH = 80
 GAP = "  "
 _MIN_COLUMN = 6
 _BOLD, _PLAIN = "\033[1m", "\033[0m"
+# Every USB label name ends so; the LABEL column leaves it out to give the names room.
+_USB_SUFFIX = ".present"
 
 
 def render_table(reports: Sequence[SourceReport], features: Sequence[Feature], width: int = WIDTH, bold: bool = False) -> str:
@@ -109,14 +112,13 @@ def _usb(details: Mapping[str, Any], width: int) -> Tuple[str, List[str]]:
             _names(d),
             d["device_class"],
             " ".join(d["interface_classes"]) or "-",
-            "\n".join(label.rsplit("/", 1)[1] for label in d["labels"]) or d["no_label"],
+            "\n".join(label.rsplit("/", 1)[1].removesuffix(_USB_SUFFIX) for label in d["labels"]) or d["no_label"],
         ]
         for d in devices
     ]
-    prefix = next((label.rsplit("/", 1)[0] for d in devices for label in d["labels"]), "the prefix")
-    body = _paragraph(f"Classes that label: {' '.join(details['allowlist'])}. Labels: {prefix}/<LABEL>=true.", width)
+    body = _paragraph(f"Classes that label: {' '.join(details['allowlist'])}. Labels: {USB_PREFIX}/<LABEL>{_USB_SUFFIX}=true.", width)
     if rows:
-        body += columns(["BUS", "ID", "VENDOR PRODUCT", "CLASS", "IFACES", "LABEL, OR WHY NONE"], rows, width, first=[2])
+        body += columns(["BUS", "ID", "VENDOR PRODUCT", "CLASS", "IFACES", "LABEL, OR WHY NONE"], rows, width, first=[2, 5])
     names = _class_names(devices)
     if names:
         body += _paragraph("Classes: " + ", ".join(f"{code} {name}" for code, name in names.items()) + ".", width)

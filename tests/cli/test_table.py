@@ -67,18 +67,19 @@ def test_sample_node_table_accounts_for_every_label_and_device(capsys):
         prefix, short = name.rsplit("/", 1)
         if prefix == "beta.devicetree.org":
             assert f"{short}={value}" in table, name
-        elif prefix == "feature.node.kubernetes.io":
-            assert short in table, name
+        elif prefix == "feature.node.kubernetes.io":  # the column leaves out the .present all end in
+            assert short.endswith(".present") and short[: -len(".present")] in table, name
         else:
             ident, kind = short.rsplit(".", 1)
             assert rows(table, ident)[0].split()[1] == written[f"{prefix}/{ident}.count"], name
     assert f"Features file: {len(written)} labels" in table
     # the NCS2 in the USB 3 port and the webcam behind the Pi's hub; the hubs label nothing
-    assert rows(table, "2-1")[0].endswith("usb-ff_03e7_2485.present")
+    assert rows(table, "2-1")[0].endswith("usb-ff_03e7_2485")
+    assert "Labels: feature.node.kubernetes.io/<LABEL>.present=true." in words(table.splitlines())
     assert rows(table, "1-1")[0].endswith("hub") and rows(table, "usb1")[0].endswith("hub")
     webcam = cells(table, "1-1.3")
     assert (webcam["ID"], webcam["CLASS"], webcam["IFACES"]) == (["046d:0825"], ["ef"], ["01 0e"])
-    assert webcam["LABEL, OR WHY NONE"] == ["usb-0e_046d_0825.present", "usb-ef_046d_0825.present"]
+    assert webcam["LABEL, OR WHY NONE"] == ["usb-0e_046d_0825", "usb-ef_046d_0825"]
     # devicetree: the root's two strings; each cpu node with the label's total
     root = cells(table, "/")
     assert (root["STATUS"], root["COMPATIBLE"]) == (["-"], ["raspberrypi,4-model-b", "brcm,bcm2711"])
@@ -106,7 +107,7 @@ def test_usb_fixture_says_why_a_device_gives_no_label(capsys):
     assert edgetpu["READY"] == ["1"]  # only the one with its firmware loaded
     assert edgetpu["MATCHED"] == ["USB 1-2 1a6e:089a", "USB 2-2 18d1:9302 ready"]
     only_08 = run(capsys, "show", "--format", "table", "--sysfs", str(EDGE_NODE), "--no-devicetree", "--usb-class", "08")
-    assert cells(only_08, "1-1.2")["LABEL, OR WHY NONE"] == ["usb-08_0781_5567.present"]
+    assert cells(only_08, "1-1.2")["LABEL, OR WHY NONE"] == ["usb-08_0781_5567"]
     assert words(cells(only_08, "1-1.1")["LABEL, OR WHY NONE"]) == "classes 01 0e ef not allowlisted"
 
 
@@ -176,3 +177,13 @@ def test_columns_wrap_the_column_asked_first_and_keep_the_width():
     # a newline starts a line within the cell; other control characters are escaped, never printed raw
     assert columns(["NODE"], [["/soc/evil\nnode"]]) == ["NODE", "/soc/evil", "node"]
     assert columns(["X"], [["a\tb"]])[1] == "a\\tb"
+
+
+def test_no_usb_device_still_names_the_label_prefix(tmp_path, capsys):
+    """A bus with no device on it: the account still says what a USB label would look like."""
+    sysfs = tmp_path / "sys"
+    (sysfs / "bus" / "usb" / "devices").mkdir(parents=True)
+    table = run(capsys, "show", "--format", "table", "--sysfs", str(sysfs), "--no-devicetree", "--no-accelerators")
+    assert words(table.splitlines()).startswith(f"USB: 0 devices in {sysfs} (read by sysfs) ")
+    assert "Labels: feature.node.kubernetes.io/<LABEL>.present=true." in words(table.splitlines())
+    assert "BUS" not in table
