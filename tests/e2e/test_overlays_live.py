@@ -2,9 +2,10 @@
 unplugged device's USB and accelerator labels leave the Node within the time
 the manifests document, and no shipped one-shot hook lets its labels expire.
 
-The hook's arguments and the worker's configuration come from the rendered
-overlays (``kubectl kustomize``) and Helm values, with only the paths mapped to
-the test's fake host. The one-shot setups give the USB labels to NFD's own usb
+A feature file another tool dropped in the host's features.d reaches the Node
+beside ours in every setup. The hook's arguments and the worker's configuration
+come from the rendered overlays (``kubectl kustomize``) and Helm values, with
+only the paths mapped to the test's fake host. The one-shot setups give the USB labels to NFD's own usb
 source, which drops them at its next rescan: documented as one
 ``core.sleepInterval``, shortened here to 3 s so the test need not wait 60 s.
 The hotplug setups give them to the watcher (NFD's usb source labels nothing),
@@ -32,6 +33,7 @@ ONE_SHOT_RESCAN = 3.0
 # What the test allows beyond the documented time: API and master round trips on a busy machine.
 MARGIN = 10.0
 HOOKS = ("nfd-hooks", "nfd-hooks-watch")
+HOST_FILE, HOST_LABEL = "10-vendor-tool", "example.com/vendor-tool"
 
 
 def rendered(root: str) -> Dict:
@@ -92,6 +94,9 @@ def test_unplugged_ncs2_leaves_the_node_in_time(cluster, setup):
     features_dir = directory / "features.d"
     features_dir.mkdir()
     features_dir.chmod(0o755)
+    # Another tool's file in the host's features.d (NFD's drop zone): it must reach the Node too.
+    (features_dir / HOST_FILE).write_text(f"{HOST_LABEL}=1\n")
+    (features_dir / HOST_FILE).chmod(0o644)
     node = f"overlay-{setup.replace('/', '-')}"
     watcher: Optional[subprocess.Popen] = None
     for hook in hooks:
@@ -106,6 +111,7 @@ def test_unplugged_ncs2_leaves_the_node_in_time(cluster, setup):
     try:
         assert stream.wait(NCS2_LABEL, True, 0, 90) is not None, worker.log_text()[-3000:]
         labels = cluster.node_labels(node)
+        assert labels.get(HOST_LABEL) == "1" and "beta.devicetree.org/brcm-bcm2711" in labels, labels
         # The accelerator label follows the device only where the watcher owns it.
         assert (NCS2_ACCELERATOR in labels) == watching
         time.sleep(1.5)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from nfd_hooks.errors import InputError
 from nfd_hooks.features import label_problem
 from nfd_hooks.sources.usb import UsbDevice, UsbOptions, discover, source
-from nfd_hooks.sources.usb.source import check_options, label_safe, parse_class, parse_label_fields
+from nfd_hooks.sources.usb.source import check_options, parse_class, parse_label_fields
 
 P = "feature.node.kubernetes.io/"
 NCS2 = UsbDevice("2-1", "03e7", "2485", "00", ("ff",), "03e72485")
@@ -61,26 +61,45 @@ def test_missing_serial_leaves_an_empty_field_as_nfd_does():
     ]
 
 
-def test_serials_are_made_label_safe():
-    assert label_safe("C767F1C7/14:4C3 x") == "C767F1C7-14-4C3-x"
-    assert label_safe("..__..") == "__"
-    assert label_safe("!!!") == ""
+SERIAL_FIELDS = ("class", "vendor", "device", "serial")
 
 
-def test_long_serials_are_cut_with_a_hash_and_stay_distinct():
-    fields = ("class", "vendor", "device", "serial")
-    a = UsbDevice("3-1", "03e7", "2485", "ff", (), "A" * 80 + "1")
-    b = UsbDevice("3-2", "03e7", "2485", "ff", (), "A" * 80 + "2")
-    names = labels([a, b], label_fields=fields)
-    assert len(names) == 2
-    assert all(len(n.split("/", 1)[1]) == 63 and label_problem(n, "true") is None for n in names)
+def with_serial(serial):
+    return UsbDevice("3-1", "03e7", "2485", "ff", ("fe",), serial)
+
+
+@pytest.mark.parametrize("serial", ["ABC-", "-ABC", "a..b", "A_B", "0", "x" * 38])
+def test_the_serial_is_used_as_read_as_nfd_uses_it(serial):
+    """NFD puts the serial into the label unchanged: so do we, the key is NFD's."""
+    assert labels([with_serial(serial)], label_fields=SERIAL_FIELDS) == [
+        P + f"usb-fe_03e7_2485_{serial}.present", P + f"usb-ff_03e7_2485_{serial}.present",
+    ]
+
+
+@pytest.mark.parametrize("serial", ["A B", "a/b", "C767F1C7:14", "x" * 39, "ä", "AB,C"])
+def test_a_serial_nfd_cannot_label_leaves_the_label_out_with_a_notice(serial):
+    """NFD's worker drops such a label; we leave it out too, never change it into another key."""
+    report = discover(UsbOptions(label_fields=SERIAL_FIELDS), [with_serial(serial), NCS2])
+    assert [f.name for f in report.features] == [P + "usb-ff_03e7_2485_03e72485.present"]
+    assert len(report.notices) == 2
+    assert all(n.startswith("USB device 3-1: 'usb-f") and "not a valid label name" in n for n in report.notices)
+    assert report.details["devices"][1]["no_label"] == "its serial makes no valid label name (NFD drops it too)"
+
+
+def test_no_serial_field_no_serial_problem():
+    assert labels([with_serial("A B")]) == [P + "usb-fe_03e7_2485.present", P + "usb-ff_03e7_2485.present"]
+
+
+def test_a_device_without_idvendor_is_labelled_with_an_empty_field_as_nfd_does():
+    assert labels([UsbDevice("2-2", "", "089a", "00", ("fe",))]) == [P + "usb-fe__089a.present"]
 
 
 @settings(deadline=None)
-@given(st.text(max_size=200))
-def test_any_serial_gives_a_valid_label(serial):
-    device = UsbDevice("3-1", "03e7", "2485", "ff", ("fe",), serial)
-    for name in labels([device], label_fields=("class", "vendor", "device", "serial")):
+@given(st.text(max_size=80))
+def test_any_serial_gives_a_valid_label_holding_it_or_none(serial):
+    names = labels([with_serial(serial)], label_fields=SERIAL_FIELDS)
+    assert names in ([], [P + f"usb-fe_03e7_2485_{serial}.present", P + f"usb-ff_03e7_2485_{serial}.present"])
+    for name in names:
         assert label_problem(name, "true") is None
 
 

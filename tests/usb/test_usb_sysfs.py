@@ -83,6 +83,27 @@ def test_values_without_newline_and_with_spaces(tmp_path):
     assert devices == [UsbDevice("3-1", "03e7", "2485", "ff", (), "x")]
 
 
+def test_a_device_without_idvendor_is_read_as_nfd_reads_it(tmp_path):
+    """NFD lists every entry with an idProduct and leaves a missing or empty idVendor an empty field."""
+    _device(tmp_path, "3-1", idProduct=b"089a\n", bDeviceClass=b"fe\n")
+    _device(tmp_path, "3-2", idVendor=b"\n", idProduct=b"9302\n", bDeviceClass=b"ff\n")
+    _device(tmp_path, "3-3", idVendor=b"1a6e\n", bDeviceClass=b"fe\n")  # no idProduct: NFD does not list it
+    assert read_devices(str(tmp_path)) == (
+        [UsbDevice("3-1", "", "089a", "fe", (), None), UsbDevice("3-2", "", "9302", "ff", (), None)], []
+    )
+
+
+@pytest.mark.parametrize("raw,serial", [
+    (b"ABC-\n", "ABC-"),
+    ("\u00a0ABC\u3000\n".encode(), "ABC"),  # Go's TrimSpace strips Unicode spaces
+    (b"ABC\x1c\n", "ABC\x1c"),  # ... but not the separators Python's str.strip takes too
+    (b" \n", None),
+])
+def test_a_serial_is_trimmed_as_nfd_trims_it(tmp_path, raw, serial):
+    _device(tmp_path, "3-1", idVendor=b"03e7\n", idProduct=b"2485\n", bDeviceClass=b"ff\n", serial=raw)
+    assert read_devices(str(tmp_path))[0][0].serial == serial
+
+
 def test_only_the_active_configuration_counts(tmp_path):
     path = _device(tmp_path, "3-1", idVendor=b"1234\n", idProduct=b"5678\n", bDeviceClass=b"00\n",
                    bConfigurationValue=b"2\n")

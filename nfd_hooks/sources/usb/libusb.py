@@ -8,7 +8,7 @@ imported here only.
 
 from typing import List, Optional, Tuple
 
-from nfd_hooks.sources.usb.model import UsbDevice
+from nfd_hooks.sources.usb.model import UsbDevice, go_trimmed
 
 
 def bus_path(bus: int, ports: Optional[Tuple[int, ...]], address: int) -> str:
@@ -76,7 +76,7 @@ def _serial(device, name: str, notices: List[str]) -> Optional[str]:
     if not device.iSerialNumber:
         return None
     try:
-        return (usb.util.get_string(device, device.iSerialNumber) or "").strip() or None
+        return go_trimmed(usb.util.get_string(device, device.iSerialNumber) or "") or None
     except (usb.core.USBError, ValueError, NotImplementedError) as error:
         notices.append(f"USB device {name}: cannot read its serial number through libusb ({error})")
         return None

@@ -21,8 +21,8 @@ class UsbDevice(NamedTuple):
     """
 
     bus_path: str  # the sysfs device name, e.g. "1-1.2" or "usb1"
-    vendor: str  # idVendor, 4 hex digits
-    product: str  # idProduct, 4 hex digits
+    vendor: str  # idVendor, 4 hex digits; "" when absent or empty (NFD lists the device all the same)
+    product: str  # idProduct, 4 hex digits; "" when empty
     device_class: str  # bDeviceClass, 2 hex digits
     interface_classes: Tuple[str, ...] = ()  # distinct, sorted, active configuration
     serial: Optional[str] = None
@@ -43,12 +43,30 @@ def hex_value(raw: Optional[bytes], digits: int) -> Optional[str]:
     return text
 
 
+def id_value(raw: Optional[bytes], digits: int) -> Optional[str]:
+    """An id NFD puts in a label as it reads it: absent or empty is "" (NFD's empty
+    field); otherwise ``digits`` hex digits, lowercased, or None if it is not."""
+    if raw is None or not raw.strip():
+        return ""
+    return hex_value(raw, digits)
+
+
+# Unicode's White_Space characters: what Go's strings.TrimSpace strips, as NFD does.
+_GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+
+
+def go_trimmed(text: str) -> str:
+    """``text`` without leading and trailing whitespace as NFD trims it (Go's
+    strings.TrimSpace, not Python's str.strip, which strips \\x1c-\\x1f too)."""
+    return text.strip(_GO_SPACE)
+
+
 def text_value(raw: Optional[bytes]) -> Optional[str]:
-    """Attribute text, stripped (sysfs ends values with a newline; recordings may not)."""
+    """Attribute text, trimmed as NFD trims it (sysfs ends values with a newline;
+    recordings may not); None when nothing is left."""
     if raw is None:
         return None
-    text = raw.strip().decode("utf-8", "replace")
-    return text or None
+    return go_trimmed(raw.decode("utf-8", "replace")) or None
 
 
 def active_configuration(raw: Optional[bytes]) -> Optional[int]:

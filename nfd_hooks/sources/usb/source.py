@@ -5,7 +5,8 @@ is allowlisted; every allowlisted class of its active configuration's
 interfaces labels it too, whatever the device class. NFD stops at the device
 class when it is not ``00`` (a UVC webcam, ``ef``, never gets its ``0e``), and
 reads interfaces only from their sysfs directories, which recordings and
-captures often lack.
+captures often lack. The keys are NFD's own, so each label is made as NFD makes
+it (empty fields, the serial as read) and left out where NFD's worker drops it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 from nfd_hooks.errors import InputError
-from nfd_hooks.features import Feature
+from nfd_hooks.features import Feature, label_problem
 from nfd_hooks.sources import SourceReport
 from nfd_hooks.sources.usb import sysfs
 from nfd_hooks.sources.usb.model import UsbDevice
@@ -32,8 +33,6 @@ DEV_BUS_USB = Path("/dev/bus/usb")
 UDEV_RUNTIME = Path("/run/udev")
 
 _CLASS = re.compile(r"[0-9A-Fa-f]{2}\Z")
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
-_MAX_NAME = 63
 
 
 class UsbOptions(NamedTuple):
@@ -82,28 +81,12 @@ def check_options(options: UsbOptions) -> UsbOptions:
     )
 
 
-def label_safe(serial: Optional[str]) -> str:
-    """A serial number as label-name characters: runs of anything else become ``-``."""
-    return _UNSAFE.sub("-", serial or "").strip("-.")
-
-
 def label_name(device: UsbDevice, device_class: str, fields: Sequence[str]) -> str:
-    """``feature.node.kubernetes.io/usb-<fields joined by _>.present``, within 63 characters.
-
-    Only a serial can make it too long; it is then cut and ended with a hash of
-    the whole serial, so two long serials do not collide.
-    """
-    values = {"class": device_class, "vendor": device.vendor, "device": device.product}
-    values["serial"] = label_safe(device.serial)
-    name = "usb-" + "_".join(values[field] for field in fields) + ".present"
-    if len(name) > _MAX_NAME:
-        import hashlib  # lazy: only an over-long serial needs it, and it loads OpenSSL
-
-        digest = hashlib.sha256(values["serial"].encode()).hexdigest()[:8]
-        keep = len(values["serial"]) - (len(name) - _MAX_NAME) - len(digest) - 1
-        values["serial"] = values["serial"][:keep].rstrip("-.") + "-" + digest
-        name = "usb-" + "_".join(values[field] for field in fields) + ".present"
-    return f"{LABEL_PREFIX}/{name}"
+    """NFD's label: ``feature.node.kubernetes.io/usb-<fields joined by _>.present``,
+    the serial as read (trimmed, nothing replaced), so that the key is NFD's own.
+    It can be invalid; see ``device_labels``."""
+    values = {"class": device_class, "vendor": device.vendor, "device": device.product, "serial": device.serial or ""}
+    return f"{LABEL_PREFIX}/usb-" + "_".join(values[field] for field in fields) + ".present"
 
 
 def labelled_classes(device: UsbDevice, allowlist: Sequence[str]) -> List[str]:
@@ -114,10 +97,12 @@ def labelled_classes(device: UsbDevice, allowlist: Sequence[str]) -> List[str]:
     return sorted(classes)
 
 
-def no_label_reason(device: UsbDevice, allowlist: Sequence[str]) -> Optional[str]:
+def no_label_reason(device: UsbDevice, allowlist: Sequence[str], labels: Sequence[str]) -> Optional[str]:
     """Why ``device`` gives no label, for a person reading ``show``; None when it gives one."""
-    if labelled_classes(device, allowlist):
+    if labels:
         return None
+    if labelled_classes(device, allowlist):
+        return "its serial makes no valid label name (NFD drops it too)"
     classes = sorted(set(device.interface_classes) | ({device.device_class} - {"00"}))
     if not classes:
         return "no interface read (unconfigured, or unplugged while read)"
@@ -126,8 +111,16 @@ def no_label_reason(device: UsbDevice, allowlist: Sequence[str]) -> Optional[str
     return f"class{'es' if len(classes) > 1 else ''} {' '.join(classes)} not allowlisted"
 
 
-def device_labels(device: UsbDevice, options: UsbOptions) -> List[str]:
-    return sorted({label_name(device, c, options.label_fields) for c in labelled_classes(device, options.allowlist)})
+def device_labels(device: UsbDevice, options: UsbOptions) -> Tuple[List[str], List[str]]:
+    """The device's valid labels, and the names left out as not valid label names.
+
+    Only a serial can make one invalid (a space, a ``/``, too long): NFD's worker
+    drops such a label, so it is left out here too rather than changed into a
+    key NFD never makes.
+    """
+    names = {label_name(device, c, options.label_fields) for c in labelled_classes(device, options.allowlist)}
+    invalid = {name for name in names if label_problem(name, "true") is not None}
+    return sorted(names - invalid), sorted(invalid)
 
 
 def in_container() -> bool:
@@ -202,9 +195,13 @@ def discover(options: UsbOptions, devices: Optional[List[UsbDevice]] = None, bac
         devices, report.notices, backend = read_with_backend(options)
     entries = []
     for device in sorted(devices):
-        labels = device_labels(device, options)
+        labels, invalid = device_labels(device, options)
         report.features += [Feature(label, "true") for label in labels]
-        entries.append(_entry(device, labels, no_label_reason(device, options.allowlist)))
+        report.notices += [
+            f"USB device {device.bus_path}: {name.partition('/')[2]!r} is not a valid label name: left out, as NFD leaves it out"
+            for name in invalid
+        ]
+        entries.append(_entry(device, labels, no_label_reason(device, options.allowlist, labels)))
     report.details = {
         "backend": backend,
         "sysfs": str(options.sysfs),

@@ -19,6 +19,7 @@ from nfd_hooks.sources.usb.model import (
     active_configuration,
     has_interface_classes,
     hex_value,
+    id_value,
     interface_config,
     resolve_interface_classes,
     text_value,
@@ -96,8 +97,9 @@ def read_devices(root: str, with_serial: bool = True) -> Tuple[List[UsbDevice], 
     """Every device under ``<root>/bus/usb/devices``, sorted by bus path, and notices.
 
     The serial is read only ``with_serial`` (a serial label, or the JSON output):
-    it is one more file per device. Entries without idVendor or idProduct
-    (interfaces, devices torn down while read) are skipped silently; a device
+    it is one more file per device. Entries without idProduct (interfaces,
+    devices torn down while read) are skipped silently, as NFD skips them; a
+    device without idVendor is read with an empty vendor, as NFD reads it; one
     with unreadable or malformed ids is skipped with a notice.
     """
     top = devices_dir(root)
@@ -140,14 +142,14 @@ def _read_device(root_fd: int, path: str, name: str, with_serial: bool, notices:
 
 
 def _read_device_in(directory: Directory, name: str, with_serial: bool, notices: List[str]) -> Optional[UsbDevice]:
-    raw_vendor = read_attribute("idVendor", directory=directory)
     raw_product = read_attribute("idProduct", directory=directory)
-    if raw_vendor is None or raw_product is None:
+    if raw_product is None:  # NFD's test for a device; interfaces and ports have none
         return None
+    raw_vendor = read_attribute("idVendor", directory=directory)
     raw_class = read_attribute("bDeviceClass", directory=directory)
-    ids = (("idVendor", raw_vendor, 4), ("idProduct", raw_product, 4), ("bDeviceClass", raw_class, 2))
-    vendor, product, device_class = (hex_value(raw, digits) for _, raw, digits in ids)
+    vendor, product, device_class = id_value(raw_vendor, 4), id_value(raw_product, 4), hex_value(raw_class, 2)
     if vendor is None or product is None or device_class is None:
+        ids = (("idVendor", raw_vendor, 4), ("idProduct", raw_product, 4), ("bDeviceClass", raw_class, 2))
         notices.append(f"skipped USB device {name}: {_id_problem(ids)}")
         return None
     active = active_configuration(_optional("bConfigurationValue", directory, name, notices))
@@ -181,7 +183,7 @@ def _id_problem(ids: Tuple[Tuple[str, Optional[bytes], int], ...]) -> str:
     problems = [
         f"no {attribute}" if raw is None else f"{attribute} {text_value(raw) or ''!r} is not {digits} hex digits"
         for attribute, raw, digits in ids
-        if hex_value(raw, digits) is None
+        if (hex_value if attribute == "bDeviceClass" else id_value)(raw, digits) is None
     ]
     return problems[0]
 

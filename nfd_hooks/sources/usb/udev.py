@@ -14,6 +14,7 @@ from nfd_hooks.sources.usb.model import (
     active_configuration,
     has_interface_classes,
     hex_value,
+    id_value,
     interface_owner,
     resolve_interface_classes,
     text_value,
@@ -36,7 +37,7 @@ def _binary_attribute(sys_path: str, name: str) -> Optional[bytes]:
 
 
 def read_devices(with_serial: bool = True) -> Tuple[List[UsbDevice], List[str]]:
-    """Every USB device udev knows of (those with idVendor and idProduct), and notices.
+    """Every USB device udev knows of (those with idProduct, as NFD), and notices.
 
     The serial only ``with_serial``, as the other backends."""
     import pyudev
@@ -63,10 +64,10 @@ def read_devices(with_serial: bool = True) -> Tuple[List[UsbDevice], List[str]]:
 
 def _record(device, interfaces: Dict[str, Optional[str]], with_serial: bool, notices: List[str]) -> Optional[UsbDevice]:
     name = device.sys_name
-    raw_vendor, raw_product = _attribute(device, "idVendor"), _attribute(device, "idProduct")
-    if raw_vendor is None or raw_product is None:
+    raw_product = _attribute(device, "idProduct")
+    if raw_product is None:  # as NFD and the sysfs backend: no idProduct, no device
         return None
-    vendor, product = hex_value(raw_vendor, 4), hex_value(raw_product, 4)
+    vendor, product = id_value(_attribute(device, "idVendor"), 4), id_value(raw_product, 4)
     device_class = hex_value(_attribute(device, "bDeviceClass"), 2)
     if vendor is None or product is None or device_class is None:
         notices.append(f"skipped USB device {name}: idVendor, idProduct or bDeviceClass is not hex")
