@@ -238,6 +238,8 @@ def _read_regular(path: Path, limit: int) -> Optional[bytes]:
 
 # ---------------------------------------------------------------- USB
 
+ID_ATTRIBUTES = ("idVendor", "idProduct", "bDeviceClass")  # what the reader skips a device for
+
 
 def capture_usb(sysfs: Path, with_serials: bool, notices: List[str]) -> Tuple[Dict[str, bytes], Dict[str, str], int]:
     """Files (path under the bundle's ``sys`` -> bytes) and symlinks (path -> target)
@@ -273,6 +275,10 @@ def capture_usb(sysfs: Path, with_serials: bool, notices: List[str]) -> Tuple[Di
             target = listed
         if ":" in name:  # an interface: its device's entry copies its attributes
             continue
+        unreadable = _unreadable_ids(Path(real))
+        if unreadable:  # the reader skips such a device; absent from the bundle, it would be read with an empty id
+            notices.append(f"skipped USB device {name}: {unreadable} cannot be read")
+            continue
         copied = _copy_attributes(Path(real), target, device_attributes, files)
         if "idProduct" not in copied:
             continue
@@ -294,6 +300,16 @@ def _captured_links(links: Dict[str, str], files: Dict[str, bytes]) -> Dict[str,
 def _parents(path: str) -> List[str]:
     parts = path.split("/")
     return ["/".join(parts[:n]) for n in range(1, len(parts))]
+
+
+def _unreadable_ids(directory: Path) -> Optional[str]:
+    """The first id attribute that exists but is no readable regular file (a
+    symlink, a FIFO): the live reader skips that device, so capture must too."""
+    for name in ID_ATTRIBUTES:
+        path = directory / name
+        if os.path.lexists(path) and _read_regular(path, MAX_ATTRIBUTE_SIZE) is None:
+            return name
+    return None
 
 
 def _copy_attributes(directory: Path, target: str, names: Any, files: Dict[str, bytes]) -> List[str]:

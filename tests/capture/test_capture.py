@@ -256,3 +256,20 @@ def test_usb_entries_pointing_outside_sysfs_are_skipped(scratch):
     done = capture(scratch / "bundle", host)
     assert any("9-9" in notice for notice in done.notices)
     assert not (scratch / "bundle" / "sys" / "bus" / "usb" / "devices" / "9-9").exists()
+
+
+@pytest.mark.parametrize("attribute", ["idVendor", "idProduct", "bDeviceClass"])
+def test_a_device_whose_id_cannot_be_read_is_left_out_as_the_reader_leaves_it_out(host, scratch, attribute):
+    """An id that is a symlink is refused by the reader, which skips the device;
+    left out of the bundle as an absent file, replay read an empty vendor instead."""
+    ncs2 = next(p for p in (host / "bus" / "usb" / "devices").iterdir()
+                if (p / "idProduct").is_file() and (p / "idProduct").read_text().strip() == "2485")
+    target = ncs2.resolve() / attribute
+    (scratch / "elsewhere").write_text((target).read_text())
+    target.unlink()
+    target.symlink_to(scratch / "elsewhere")
+    live = rendered(api.Options(sysfs=host))
+    assert b"03e7" not in live
+    done = capture(scratch / "bundle", host)
+    assert any(ncs2.name in notice and attribute in notice for notice in done.notices)
+    assert rendered(api.replay_options(scratch / "bundle", api.Options())) == live
