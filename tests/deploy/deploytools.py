@@ -5,12 +5,16 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import List
+from typing import List, Tuple
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 MANIFESTS = ROOT / "manifests"
+
+
+# (title, lines) the deploy tests print at the end of the run (conftest.py): what CI shows was built and run.
+REPORT: List[Tuple[str, List[str]]] = []
 
 
 def missing(message: str) -> None:
