@@ -100,6 +100,20 @@ def read_regular_file(
         os.close(fd)
 
 
+def read_small_attribute(path: str, limit: int, dir_fd: int) -> Optional[bytes]:
+    """A sysfs attribute of at most ``limit`` bytes beneath ``dir_fd``, or None.
+
+    For callers to whom any failure means "no such attribute": the file is a
+    regular file (never a symlink) resolved beneath the tree; an oversized one
+    is refused rather than read truncated.
+    """
+    try:
+        data = read_regular_file(path, limit + 1, follow_symlinks=False, dir_fd=dir_fd, beneath=True)
+    except OSError:
+        return None
+    return data if len(data) <= limit else None
+
+
 def _is_symlink(path: str, dir_fd: Optional[int]) -> bool:
     try:
         return stat.S_ISLNK(os.lstat(path, dir_fd=dir_fd).st_mode)

@@ -19,7 +19,7 @@ import stat
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
-from nfd_hooks.safe_read import open_path, read_regular_file
+from nfd_hooks.safe_read import open_path, read_small_attribute
 
 # "120:0\n" or a uevent of a few lines; anything larger is not one.
 MAX_ATTRIBUTE_SIZE = 4096
@@ -197,10 +197,5 @@ def _devicetree_node(target: str) -> Optional[str]:
 
 def _attribute(directory: int, path: str) -> Optional[str]:
     """A small sysfs attribute as text: a regular file, not a symlink, beneath ``directory``."""
-    try:
-        data = read_regular_file(path, MAX_ATTRIBUTE_SIZE + 1, follow_symlinks=False, dir_fd=directory, beneath=True)
-    except OSError:
-        return None
-    if len(data) > MAX_ATTRIBUTE_SIZE:
-        return None
-    return data.decode("utf-8", "replace")
+    data = read_small_attribute(path, MAX_ATTRIBUTE_SIZE, directory)
+    return None if data is None else data.decode("utf-8", "replace")

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import List, NamedTuple, Optional
 
-from nfd_hooks.safe_read import read_regular_file
+from nfd_hooks.safe_read import read_small_attribute
 
 # sysfs id files are 7 bytes; anything longer is not one.
 MAX_ID_FILE_SIZE = 64
@@ -74,11 +74,8 @@ def _read_id(root_fd: int, name: str, attribute: str) -> Optional[str]:
     node planted in a fake or hostile tree cannot hang the hook.
     """
     path = os.path.join("bus", "pci", "devices", name, attribute)
-    try:
-        data = read_regular_file(path, MAX_ID_FILE_SIZE + 1, follow_symlinks=False, dir_fd=root_fd, beneath=True)
-    except OSError:
-        return None
-    if len(data) > MAX_ID_FILE_SIZE:
+    data = read_small_attribute(path, MAX_ID_FILE_SIZE, root_fd)
+    if data is None:
         return None
     match = _ID_RE.match(data.decode("ascii", "replace").strip())
     return match.group(1).lower() if match else None
