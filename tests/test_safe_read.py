@@ -5,7 +5,7 @@ import os
 import pytest
 
 from nfd_hooks import safe_read
-from nfd_hooks.safe_read import NotARegularFile, OutsideRoot, SymlinkRefused, read_regular_file
+from nfd_hooks.safe_read import NotARegularFile, OutsideRoot, SymlinkRefused, read_regular_file, read_small_attribute
 
 
 @pytest.fixture(params=["openat2", "walk"])
@@ -74,3 +74,10 @@ def test_without_beneath_a_symlink_is_refused_by_name(tmp_path):
     with pytest.raises(SymlinkRefused):
         read_regular_file(str(tmp_path / "link"), 10, follow_symlinks=False)
     assert read_regular_file(str(tmp_path / "link"), 10) == b"x"
+
+
+def test_a_small_attribute_is_its_bytes_and_any_failure_is_none(tree, resolver):
+    assert read_small_attribute("a/b/file", 7, tree) == b"inside\n"
+    assert read_small_attribute("a/b/file", 6, tree) is None  # oversized: refused, not truncated
+    for path in ("a/b/file-link", "escape", "a/b/chain", "loop", "fifo", "a/nothing"):
+        assert read_small_attribute(path, 100, tree) is None, path
