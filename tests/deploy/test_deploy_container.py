@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from deploytools import REPORT, ROOT, debian_tool, missing, run
+from deploytools import REPORT, ROOT, debian_tool, live_tree, missing, run
 from tests.conftest import features_entries
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="containers need Linux")
@@ -75,34 +75,6 @@ def image(podman, base_image):
     return IMAGE
 
 
-def _live_tree(dtb: Path, sysfs: Path) -> None:
-    """Lay a DTB out as the kernel does under /sys/firmware/devicetree/base:
-    a directory per node, a file per property (raw bytes), a `name` file per node."""
-    import struct
-
-    from pyfdt.pyfdt import FdtBlobParse, FdtNode, FdtPropertyBytes, FdtPropertyStrings, FdtPropertyWords
-
-    def lay(node, directory: Path) -> None:
-        directory.mkdir(parents=True)
-        if node.get_name() != "/":
-            (directory / "name").write_bytes(node.get_name().split("@")[0].encode() + b"\0")
-        for item in node:
-            if isinstance(item, FdtNode):
-                lay(item, directory / item.get_name())
-            elif isinstance(item, FdtPropertyStrings):
-                (directory / item.get_name()).write_bytes(b"".join(s.encode() + b"\0" for s in item.strings))
-            elif isinstance(item, FdtPropertyWords):
-                (directory / item.get_name()).write_bytes(struct.pack(f">{len(item.words)}I", *item.words))
-            elif isinstance(item, FdtPropertyBytes):
-                (directory / item.get_name()).write_bytes(bytes(b & 0xFF for b in item.bytes))
-            else:
-                (directory / item.get_name()).write_bytes(b"")
-
-    with dtb.open("rb") as stream:
-        root = FdtBlobParse(stream).to_fdt().get_rootnode()
-    lay(root, sysfs / "firmware" / "devicetree" / "base")
-
-
 def _labels(content: str) -> set:
     lines = [line for line in content.splitlines() if line and not line.startswith("#")]
     raw_marked = set()
@@ -128,7 +100,7 @@ def _write_in_container(podman, image, sysfs: Path, features: Path, *extra):
 @pytest.fixture
 def rpi_sysfs(tmp_path):
     sysfs = tmp_path / "sys"
-    _live_tree(ROOT / "fixtures" / "dtb" / "rpi-4-b.dtb", sysfs)
+    live_tree(ROOT / "fixtures" / "dtb" / "rpi-4-b.dtb", sysfs / "firmware" / "devicetree" / "base")
     os.chmod(tmp_path, 0o755)
     return sysfs
 
@@ -275,7 +247,7 @@ def test_images_write_the_same_bytes_on_amd64_arm64_and_armv7(podman, image, arm
             if case == "sample node":
                 shutil.copytree(SAMPLE_NODE, scratch / "bundle", symlinks=True)
             else:
-                _live_tree(ROOT / "fixtures" / "dtb" / f"{case}.dtb", scratch / case)
+                live_tree(ROOT / "fixtures" / "dtb" / f"{case}.dtb", scratch / case / "firmware" / "devicetree" / "base")
             os.chmod(scratch, 0o755)
             written[arch, case] = _write_as_the_manifests_do(podman, image_id, scratch, *args)
     for case in cases:
