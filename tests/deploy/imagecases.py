@@ -44,7 +44,6 @@ class Case:
 
 
 CASES: List[Case] = [
-    Case("no arguments (help)", ()),
     Case("--help", ("--help",)),
     Case("--version", ("--version",)),
     *(Case(f"{command} --help", (command, "--help")) for command in ("show", "write", "watch", "capture", "check")),
