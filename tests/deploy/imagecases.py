@@ -29,6 +29,7 @@ SAMPLE_NODE = ROOT / "fixtures" / "nodes" / "rpi4b-ncs2-webcam"
 NOBODY = "65534:65534"
 
 SCAN = ("--sysfs", "node", "--dev", "dev")
+OUTPUT_DIRECTORIES = ("features.d", "watch.d", "replayed.d", "expiring.d")  # under out/, for the cases
 
 
 @dataclass(frozen=True)
@@ -61,16 +62,20 @@ CASES: List[Case] = [
     Case("show --replay --format json", ("show", "--replay", "bundle", "--format", "json")),
     Case("show --replay --format table", ("show", "--replay", "bundle", "--format", "table")),
     Case("write --replay", ("write", "--replay", "bundle", "--features-dir", "out/replayed.d"), user="0:0"),
+    Case("a mistyped command", ("shwo",), code=2),
     Case("a wrong flag value", ("show", "--format", "xml"), code=2),
     Case("a corrupt DTB", ("show", "--devicetree", "corrupt.dtb", "--no-usb"), code=2),
 ]
 
-# The live machine's USB through libudev and libusb-1.0 (loaded by soname,
-# nfd_hooks/libraries.py): what they list depends on where they run, so the
-# image tests check only that each loads (no fallback notice), not the bytes.
+# Cases whose output depends on where or when they run: the live machine's USB
+# through libudev and libusb-1.0 (loaded by soname, nfd_hooks/libraries.py),
+# and an expiry time. The image tests check that each succeeds with no notice
+# (a backend that fails to load falls back to sysfs with one), not the bytes.
 LIVE_CASES: List[Case] = [
-    Case(f"show --usb-backend {backend}", ("show", "--usb-backend", backend, "--no-devicetree", "--no-accelerators"))
-    for backend in ("udev", "libusb")
+    *(Case(f"show --usb-backend {backend}", ("show", "--usb-backend", backend, "--no-devicetree", "--no-accelerators"))
+      for backend in ("udev", "libusb")),
+    Case("write --expires-in", ("write", *SCAN, "--expires-in", "1h", "--features-dir", "out/expiring.d", "--quiet"),
+         user="0:0"),
 ]
 
 BAD_FEATURES = b"""# two problems NFD would drop silently, and one it would read
@@ -89,7 +94,7 @@ def prepare(work: Path) -> None:
     (work / "dev").mkdir()
     (work / "bad.features").write_bytes(BAD_FEATURES)
     (work / "corrupt.dtb").write_bytes(b"\xd0\x0d\xfe\xed" + b"\xff" * 60)
-    for directory in ("features.d", "watch.d", "replayed.d"):
+    for directory in OUTPUT_DIRECTORIES:
         (work / "out" / directory).mkdir(parents=True)
     for directory, _, files in os.walk(work):
         os.chmod(directory, 0o755)
@@ -97,8 +102,8 @@ def prepare(work: Path) -> None:
             path = os.path.join(directory, name)
             if not os.path.islink(path):
                 os.chmod(path, 0o644)
-    for directory in ("out", "out/features.d", "out/watch.d", "out/replayed.d"):
-        os.chmod(work / directory, 0o777)  # the non-root cases write here too
+    for directory in ("", *OUTPUT_DIRECTORIES):
+        os.chmod(work / "out" / directory, 0o777)  # the non-root cases write here too
 
 
 @dataclass
