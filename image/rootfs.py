@@ -277,7 +277,7 @@ def main(venv: str, stdlib_list: str, destination: str) -> None:
     for purelib in glob.glob(os.path.join(venv, "lib", "python3*", "site-packages")):
         compile_tree(root.target(purelib), purelib)
     libraries = sorted({os.path.basename(p) for p in root.copied if ".so" in os.path.basename(p)
-                        and "python3" not in p})
+                        and "python3" not in p and not os.path.islink(p)})
     print(f"rootfs: {size(root.path):,} bytes: virtualenv {size(root.target(venv)):,}, standard library "
           f"{size(root.target(stdlib)):,} ({len(read_list(Path(stdlib_list)))} modules), interpreter "
           f"{os.path.getsize(interpreter):,}; shared libraries: {', '.join(libraries)}; "
