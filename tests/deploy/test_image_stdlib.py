@@ -72,8 +72,10 @@ def test_every_imported_module_is_listed(traced):
 
 
 def test_every_listed_module_is_imported(traced):
+    """Names built into this interpreter are not traced (a module built into one Python is an
+    extension module of another: Debian's builds in math, select, zlib and more)."""
     shipped, left_out = read_list()
-    unused = sorted((shipped | left_out) - set(traced))
+    unused = sorted(name for name in (shipped | left_out) - set(traced) if has_file(name))
     assert not unused, f"no case imports these: remove them from image/stdlib.txt: {unused}"
     assert not shipped & left_out
 
