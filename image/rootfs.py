@@ -39,7 +39,7 @@ import subprocess
 import sys
 import sysconfig
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Set
+from typing import Dict, Iterable, List, Set
 
 # Opened with dlopen at run time, so no ELF file names them.
 LIBRARIES = ("libudev.so.1", "libusb-1.0.so.0")
