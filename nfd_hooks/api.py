@@ -58,7 +58,7 @@ class Options(NamedTuple):
     def devicetree_options(self) -> devicetree_source.DevicetreeOptions:
         """The devicetree source's view: the named path is required, the default is not."""
         named = self.devicetree is not None
-        path = self.devicetree if named else self.sysfs / "firmware" / "devicetree" / "base"
+        path = self.devicetree if self.devicetree is not None else self.sysfs / "firmware" / "devicetree" / "base"
         return devicetree_source.DevicetreeOptions(
             path=path,
             required=named and self.devicetree_required,

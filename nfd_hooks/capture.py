@@ -22,7 +22,7 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from nfd_hooks import __version__
 from nfd_hooks.errors import InputError, OutputError
@@ -178,7 +178,8 @@ def build_blob(root: PlainNode) -> bytes:
     try:
         fdt = Fdt()
         fdt.add_rootnode(convert(root))
-        return fdt.to_dtb()
+        blob: bytes = fdt.to_dtb()
+        return blob
     except RecursionError:
         raise InputError("devicetree too deep to capture") from None
     except Exception as error:  # pyfdt raises bare Exception for names it cannot store
@@ -351,6 +352,7 @@ def capture(
     if blob is not None:
         files[DEVICETREE] = blob
     uname = platform.uname()
+    symlinks = {f"{SYS}/{path}": target for path, target in sorted(links.items())}
     manifest = {
         "format": FORMAT,
         "tool": f"nfd-hooks {__version__}",
@@ -361,12 +363,12 @@ def capture(
         "usb_devices": devices,
         "with_serials": with_serials,
         "files": {path: _sha256(data) for path, data in sorted(files.items())},
-        "symlinks": {f"{SYS}/{path}": target for path, target in sorted(links.items())},
+        "symlinks": symlinks,
     }
     content = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
     # sys/ always, and the USB bus when the node has one: replay then sees what the node showed
     directories = [SYS] + (["/".join((SYS,) + USB_DEVICES)] if sysfs.joinpath(*USB_DEVICES).is_dir() else [])
-    _write_tree(directory, directories, files, manifest["symlinks"], content)
+    _write_tree(directory, directories, files, symlinks, content)
     size = len(content) + sum(len(data) for data in files.values())
     return Capture(directory, blob_from, devices, size, notices)
 
@@ -493,7 +495,7 @@ def _safe(path: str) -> bool:
     return bool(path) and not path.startswith("/") and all(p not in ("", ".", "..") for p in parts)
 
 
-def _unlisted(directory: Path, listed: set) -> Optional[str]:
+def _unlisted(directory: Path, listed: Set[str]) -> Optional[str]:
     """The first file or symlink under ``sys/`` (or a stray top-level blob) the manifest does not list."""
     if os.path.lexists(directory / DEVICETREE) and DEVICETREE not in listed:
         return DEVICETREE

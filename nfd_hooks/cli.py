@@ -13,18 +13,14 @@ from typing import Annotated, Any, Callable, List, Optional
 
 import click
 import typer
+from click import ClickException as UsageProblem  # typer up to 0.24 (pyproject's bound) runs on click
 from typer.main import get_command_name
-
-
-try:  # typer >= 0.22 vendors click and exports its exception base
-    from typer import TyperException as UsageProblem
-except ImportError:  # older typer (the one Python 3.9 and 3.10 get) runs on click
-    from click import ClickException as UsageProblem
 
 from nfd_hooks import __version__, api
 from nfd_hooks.durations import parse_duration
 from nfd_hooks.errors import InputError, NfdHooksError, one_line
 from nfd_hooks.sources import usb as usb_source
+
 
 def _examples(*lines: str) -> str:
     """An epilog click prints as given (``\\b``: no rewrapping), one command a line."""
@@ -218,7 +214,7 @@ def _options(
     if replay is None:
         return options
     for name in ("sysfs", "devicetree", "dev"):
-        source = ctx.get_parameter_source(name)  # click's ParameterSource, vendored or not
+        source = ctx.get_parameter_source(name)
         if source is not None and source.name != "DEFAULT":
             raise InputError(f"--replay reads the bundle's sysfs and devicetree; drop --{name}")
     return api.replay_options(replay, options)
@@ -488,7 +484,7 @@ def _narrowed(full: typer.Typer, argv: List[str]) -> typer.Typer:
     chosen = [
         info
         for info in full.registered_commands
-        if argv and (info.name or get_command_name(info.callback.__name__)) == argv[0]
+        if argv and info.callback is not None and (info.name or get_command_name(info.callback.__name__)) == argv[0]
     ]
     if len(chosen) != 1:
         return full

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from typing import Collection, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, Collection, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 from nfd_hooks import __version__
 from nfd_hooks.errors import OutputError
@@ -178,10 +178,11 @@ def layout(features: Sequence[Feature], expendable: Collection[str] = ()) -> Tup
             sizes[feature] = size
     kept = list(sizes)
     total = sum(sizes.values())
-    for gives_way, what in (
+    giving_way: Sequence[Tuple[Callable[[Feature], bool], str]] = (
         (lambda f: not f.label, "raw features"),
         (lambda f: f.name in expendable, "USB labels with serials"),
-    ):
+    )
+    for gives_way, what in giving_way:
         dropped = [f for f in kept if gives_way(f)] if total > room else []
         if dropped:
             kept = [f for f in kept if not gives_way(f)]

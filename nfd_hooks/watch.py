@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from nfd_hooks import api
 from nfd_hooks.diff import Change, changes, features_of
@@ -124,7 +124,7 @@ def read_existing(path: Path) -> Optional[bytes]:
         return None
 
 
-def joined(files: Dict[str, Optional[bytes]], name: str) -> Optional[bytes]:
+def joined(files: Mapping[str, Optional[bytes]], name: str) -> Optional[bytes]:
     """The files of one output as one text to compare (``write_reason``): the main
     file, then the others by name; None without a readable main file."""
     if files.get(name) is None:
@@ -161,14 +161,14 @@ def sync(result: api.Scan, options: api.Options, directory: Path, name: str, now
         done = changes(_features_of(existing, now), _features_of(new, now))
         events = write_files(directory, name, [(part[len(name):], content) for part, content in new.items()]).events
         existing = dict(new)
-    elif settle and existing[name] is not None:
-        write_atomically(directory, name, existing[name])
+    elif settle and (current := existing[name]) is not None:
+        write_atomically(directory, name, current)
         events = 1
     main = existing[name] or new[name]
     return Sync(reason, refresh_delay(main, now, options.expires_in), done, events)
 
 
-def _features_of(files: Dict[str, Optional[bytes]], now: datetime) -> Dict[str, Tuple[str, bool]]:
+def _features_of(files: Mapping[str, Optional[bytes]], now: datetime) -> Dict[str, Tuple[str, bool]]:
     """What NFD reads from all of ``files`` together."""
     seen: Dict[str, Tuple[str, bool]] = {}
     for content in files.values():

@@ -9,6 +9,7 @@ that silently match nothing.
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
@@ -124,12 +125,13 @@ def parse_catalog(text: str, origin: str) -> Dict[str, Accelerator]:
 
 def _parse_toml(text: str, origin: str) -> Dict[str, Any]:
     """TOML to a dict; a syntax error becomes ``ORIGIN:LINE: reason (column C)``."""
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ImportError:  # Python < 3.11
-        import tomli as tomllib  # type: ignore[no-redef]
+    else:
+        import tomli as tomllib
     try:
-        return tomllib.loads(text)
+        document: Dict[str, Any] = tomllib.loads(text)
+        return document
     except tomllib.TOMLDecodeError as error:
         message = str(error).splitlines()[0] if str(error) else "invalid TOML"
         match = re.search(_TOML_POSITION, message)

@@ -49,7 +49,7 @@ class _Tally:
     """Where the strings behind one label name were seen."""
 
     count: int = 0
-    strings: Counter = field(default_factory=Counter)
+    strings: Counter[str] = field(default_factory=Counter)
     nodes: Set[str] = field(default_factory=set)
 
 
@@ -101,7 +101,7 @@ def discover(options: DevicetreeOptions) -> SourceReport:
     root, reader = read_devicetree(options.path, report.notices)
     selected = node_name_pattern(options.nodes)
     tallies: Dict[str, _Tally] = {}
-    exact: Counter = Counter()
+    exact: Counter[str] = Counter()
     exact_nodes: Dict[str, Set[str]] = {}
     counted: List[Dict[str, object]] = []
     skipped: List[Dict[str, object]] = []
@@ -110,7 +110,7 @@ def discover(options: DevicetreeOptions) -> SourceReport:
             continue
         status = node.property("status")
         strings = compatible_strings(node.property("compatible"))
-        entry = {  # show's account of the node
+        entry: Dict[str, object] = {  # show's account of the node
             "node": path,
             "status": None if status is None else decode(status.split(b"\0", 1)[0]),
             "compatible": [decode(raw) for raw in strings],
@@ -167,10 +167,11 @@ def compatible_nodes(report: SourceReport) -> Dict[str, List[str]]:
     nodes as the devicetree labels (selection and status filtering included)
     without walking the tree again.
     """
-    return report.details.get("compatible_nodes", {})
+    nodes: Dict[str, List[str]] = report.details.get("compatible_nodes", {})
+    return nodes
 
 
-def _raw_features(prefix: str, exact: Counter, model: Optional[str], notices: List[str]) -> List[Feature]:
+def _raw_features(prefix: str, exact: Counter[str], model: Optional[str], notices: List[str]) -> List[Feature]:
     """Exact strings as raw features; those NFD's line format cannot carry are skipped."""
     candidates = [Feature(f"{prefix}/compatible/{text}", str(n), label=False) for text, n in exact.items()]
     if model:
