@@ -7,7 +7,7 @@ typer/click usage errors are caught here rather than printed as boxed usage.
 import copy
 import inspect
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any, Callable, List, Optional
 
@@ -300,7 +300,8 @@ def show(
     result = api.scan(options)
     _print_notices(result)
     if diff:
-        _print_diff(result, options, features_dir, name)
+        now = datetime.now(timezone.utc)
+        _print_diff(api.files(result, options, now), features_dir, name, now)
     elif output_format == "json":
         sys.stdout.write(api.render_json(result))
     elif output_format == "table":
@@ -314,11 +315,12 @@ def show(
         sys.stdout.buffer.write(api.render_scan(result, options))
 
 
-def _print_diff(result: api.Scan, options: api.Options, features_dir: Path, name: str, quiet: bool = False) -> None:
-    """The changes on stdout, one line each; the summary on stderr (unless ``quiet``)."""
+def _print_diff(rendered: api.Files, features_dir: Path, name: str, now: datetime, quiet: bool = False) -> None:
+    """What writing ``rendered`` (at ``now``) changes: one line each on stdout; the
+    summary on stderr (unless ``quiet``)."""
     from nfd_hooks.diff import summary
 
-    changes, found = api.diff(result, options, features_dir, name)
+    changes, found = api.diff(rendered, features_dir, name, now)
     for change in changes:
         print(one_line(change.format()))
     if not quiet:
@@ -341,11 +343,12 @@ def write(
     quiet: QuietOpt = False,
 ) -> None:
     """Write the features file atomically into --features-dir."""
-    result = None
+    result = api.scan(options)
+    now = datetime.now(timezone.utc)
+    rendered = api.files(result, options, now)
     if diff:  # compared before the file is replaced
-        result = api.scan(options)
-        _print_diff(result, options, features_dir, name, quiet)
-    target, result = api.write(options, features_dir, name, result)
+        _print_diff(rendered, features_dir, name, now, quiet)
+    target, _ = api.write(options, features_dir, name, result, rendered)
     if quiet:
         return
     _print_notices(result)

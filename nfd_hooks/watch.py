@@ -8,8 +8,9 @@ churn. The file on disk is the state: whatever wrote it last (the one-shot
 initContainer, an earlier watcher), it is compared, not assumed.
 
 The devicetree does not change at run time and is read once at start; its
-report is handed to every rescan (``api.scan(options, devicetree)``), so the
-accelerator catalog still matches on it while USB and PCI are read afresh, and
+report is handed to every rescan (``api.scan(options, reuse)``, a static
+source's), so the accelerator catalog still matches on it while USB and PCI
+are read afresh, and
 readiness with them: a stick re-enumerating with its firmware, a driver
 binding or unbinding (``bind``/``unbind`` uevents of its PCI or platform
 device) and a device node coming or going (a uevent of its class) each wake a
@@ -24,10 +25,10 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from nfd_hooks import api
-from nfd_hooks.diff import Change, changes, features_of
+from nfd_hooks.diff import Change, changes, features_of_files
 from nfd_hooks.durations import check_interval
 from nfd_hooks.errors import NfdHooksError, one_line
 from nfd_hooks.features import MAX_FILE_SIZE
@@ -54,7 +55,8 @@ _EXPIRY = b"# +expiry-time="
 _EXPIRY_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 Log = Callable[[str], None]
-Scanner = Callable[[api.Options, Optional[SourceReport]], api.Scan]
+# api.scan: the options, and the reports of an earlier scan to reuse.
+Scanner = Callable[[api.Options, Sequence[SourceReport[Any]]], api.Scan]
 
 
 def log_to_stderr(message: str) -> None:
@@ -158,7 +160,7 @@ def sync(result: api.Scan, options: api.Options, directory: Path, name: str, now
     done: List[Change] = []
     events = 0
     if reason is not None:
-        done = changes(_features_of(existing, now), _features_of(new, now))
+        done = changes(_features_of(existing.values(), now), _features_of(new.values(), now))
         events = write_files(directory, name, [(part[len(name):], content) for part, content in new.items()]).events
         existing = dict(new)
     elif settle and (current := existing[name]) is not None:
@@ -168,12 +170,9 @@ def sync(result: api.Scan, options: api.Options, directory: Path, name: str, now
     return Sync(reason, refresh_delay(main, now, options.expires_in), done, events)
 
 
-def _features_of(files: Mapping[str, Optional[bytes]], now: datetime) -> Dict[str, Tuple[str, bool]]:
-    """What NFD reads from all of ``files`` together."""
-    seen: Dict[str, Tuple[str, bool]] = {}
-    for content in files.values():
-        seen.update(features_of(content or b"", now))
-    return seen
+def _features_of(files: Iterable[Optional[bytes]], now: datetime) -> Dict[str, Tuple[str, bool]]:
+    """What NFD reads from all of ``files`` together (an unreadable one: nothing)."""
+    return features_of_files((content or b"" for content in files), now)
 
 
 class Events:
@@ -235,16 +234,11 @@ class Uevents(Events):
 
 
 def uevent_subsystems(options: api.Options) -> Tuple[str, ...]:
-    """The subsystems whose uevents can change the file: USB devices come, go and
-    re-enumerate (a Coral once its firmware is loaded); PCI and platform devices
-    get drivers bound and unbound; the catalog's device classes get nodes."""
-    subsystems = ["usb"] if options.use_usb else []
-    if options.use_accelerators:
-        from nfd_hooks.sources.accelerators.catalog import load_catalog
-
-        classes = {e.ready.device_class for e in load_catalog(options.catalogs).values() if e.ready and e.ready.device_class}
-        subsystems += ["pci", "platform", *sorted(classes)]
-    return tuple(dict.fromkeys(subsystems))
+    """The subsystems whose uevents can change the file (``Source.uevents``): USB
+    devices come, go and re-enumerate (a Coral once its firmware is loaded); PCI
+    and platform devices get drivers bound and unbound; the catalog's device
+    classes get nodes."""
+    return api.uevent_subsystems(options)
 
 
 def open_events(stop: threading.Event, udev: bool, log: Log, subsystems: Sequence[str] = ("usb",)) -> Events:
@@ -289,8 +283,8 @@ class Watch:
         if temporary_directory(self.directory)[1]:
             self.last_event = time.monotonic()
             stop.wait(self.spacing)
-        first = self.scan(self.options, None)
-        devicetree = next((report for report in first.reports if report.name == "devicetree"), None)
+        first = self.scan(self.options, ())
+        static = api.static_reports(first)
         notices = first.notices
         for notice in notices:
             self.info(notice)
@@ -305,7 +299,7 @@ class Watch:
             if stop.is_set() or time.monotonic() < next_scan:
                 continue
             try:
-                result = self.scan(self.options, devicetree)
+                result = self.scan(self.options, static)
                 if result.notices != notices:
                     notices = result.notices
                     for notice in notices:

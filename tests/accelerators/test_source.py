@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nfd_hooks import api
-from nfd_hooks.sources import usb as usb_source
+from nfd_hooks.sources.usb import source as usb_source
 from nfd_hooks.sources.accelerators.catalog import load_catalog, parse_catalog
 from nfd_hooks.sources.accelerators.pci import PciDevice, read_pci_devices
 from nfd_hooks.sources.accelerators.source import DEFAULT_PREFIX, match

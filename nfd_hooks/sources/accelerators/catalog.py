@@ -69,16 +69,39 @@ class Accelerator(NamedTuple):
     compat: Tuple[Tuple[str, str], ...] = ()
 
 
+# The shipped catalog once parsed, and the last catalog loaded, by the text of its
+# user files: ``watch`` loads it at every rescan, and parses again only what changed.
+_shipped: Optional[Dict[str, Accelerator]] = None
+_loaded: Dict[Tuple[Tuple[str, str], ...], Dict[str, Accelerator]] = {}
+
+
 def load_catalog(extra: Sequence[Path] = ()) -> Dict[str, Accelerator]:
-    """The shipped catalog, then each file in ``extra`` in order, by id."""
-    # Beside this module, read as a file: importlib.resources would load zipfile and
-    # tempfile (~6 ms a start) for a package that is never installed zipped.
-    builtin = Path(__file__).with_name(BUILTIN_NAME).read_text(encoding="utf-8")
-    catalog = parse_catalog(builtin, BUILTIN_NAME)
-    for path in extra:
-        catalog.update(parse_catalog(_read(path), str(path)))
-    _check_compat(catalog)
-    return catalog
+    """The shipped catalog, then each file in ``extra`` in order, by id.
+
+    The files are read at every call, so an edited one counts from the next
+    scan on; they are parsed once per content. A new dict each time: callers may
+    change it.
+    """
+    texts = tuple((str(path), _read(path)) for path in extra)
+    catalog = _loaded.get(texts)
+    if catalog is None:
+        catalog = dict(_builtin())
+        for origin, text in texts:
+            catalog.update(parse_catalog(text, origin))
+        _check_compat(catalog)
+        _loaded.clear()
+        _loaded[texts] = catalog
+    return dict(catalog)
+
+
+def _builtin() -> Dict[str, Accelerator]:
+    """The shipped catalog, parsed once per process."""
+    global _shipped
+    if _shipped is None:
+        # Beside this module, read as a file: importlib.resources would load zipfile and
+        # tempfile (~6 ms a start) for a package that is never installed zipped.
+        _shipped = parse_catalog(Path(__file__).with_name(BUILTIN_NAME).read_text(encoding="utf-8"), BUILTIN_NAME)
+    return _shipped
 
 
 def _check_compat(catalog: Mapping[str, Accelerator]) -> None:
