@@ -14,9 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
 
-from nfd_hooks.check import parse
 from nfd_hooks.errors import InputError
-from nfd_hooks.features import MAX_FILE_SIZE
+from nfd_hooks.nfdfile import MAX_FILE_SIZE, parse
 from nfd_hooks.safe_read import read_regular_file
 
 # What NFD reads for one key: its value, and whether it is a label (else a raw feature only).

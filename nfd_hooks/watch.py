@@ -19,7 +19,6 @@ rescan (``uevent_subsystems``).
 
 import select
 import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -30,8 +29,8 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 from nfd_hooks import api
 from nfd_hooks.diff import Change, changes, features_of_files
 from nfd_hooks.durations import check_interval
-from nfd_hooks.errors import NfdHooksError, one_line
-from nfd_hooks.features import MAX_FILE_SIZE
+from nfd_hooks.errors import NfdHooksError, say
+from nfd_hooks.nfdfile import EXPIRY, MAX_FILE_SIZE, parse_rfc3339
 from nfd_hooks.safe_read import read_regular_file
 from nfd_hooks.sources import SourceReport
 from nfd_hooks.writer import check_file_name, part_files, temporary_directory, write_atomically, write_files
@@ -51,17 +50,11 @@ MIN_REFRESH_DELAY = 1.0
 # write are coalesced into the next rescan.
 SPACING = 1.1
 
-_EXPIRY = b"# +expiry-time="
-_EXPIRY_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+_EXPIRY = EXPIRY.encode()
 
 Log = Callable[[str], None]
 # api.scan: the options, and the reports of an earlier scan to reuse.
 Scanner = Callable[[api.Options, Sequence[SourceReport[Any]]], api.Scan]
-
-
-def log_to_stderr(message: str) -> None:
-    """One line per message, whatever a path or notice from the node holds."""
-    print(f"nfd-hooks: {one_line(message)}", file=sys.stderr, flush=True)
 
 
 def split_expiry(content: bytes) -> Tuple[bytes, Optional[datetime]]:
@@ -70,8 +63,7 @@ def split_expiry(content: bytes) -> Tuple[bytes, Optional[datetime]]:
     for line in content.splitlines(keepends=True):
         if line.startswith(_EXPIRY):
             try:
-                stamp = line[len(_EXPIRY):].strip().decode("ascii")
-                expires = datetime.strptime(stamp, _EXPIRY_FORMAT).replace(tzinfo=timezone.utc)
+                expires = parse_rfc3339(line[len(_EXPIRY):].strip().decode("ascii"))
             except ValueError:  # UnicodeDecodeError is one
                 expires = None
             continue
@@ -260,7 +252,7 @@ class Watch:
     name: str
     interval: float = api.DEFAULT_INTERVAL
     scan: Scanner = api.scan
-    log: Log = log_to_stderr
+    log: Log = say
     spacing: float = SPACING
     quiet: bool = False  # errors only: no notices, no progress lines
     # time.monotonic() of our last event in features.d.

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from nfd_hooks.errors import InputError
-from nfd_hooks.features import label_problem
+from nfd_hooks.nfdfile import label_problem
 from nfd_hooks.safe_read import read_regular_file
 
 BUILTIN_NAME = "catalog.toml"

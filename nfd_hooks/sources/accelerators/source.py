@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from nfd_hooks.errors import InputError
-from nfd_hooks.features import Feature, prefix_problem
+from nfd_hooks.features import Feature
+from nfd_hooks.nfdfile import prefix_problem
 from nfd_hooks.sources.accelerators.binding import UNBOUND, Binding, SysfsProbe
 from nfd_hooks.sources.accelerators.catalog import BUILTIN_NAME, Accelerator, Readiness, load_catalog
 from nfd_hooks.sources.accelerators.pci import PciDevice, read_pci_devices
@@ -37,6 +38,7 @@ from nfd_hooks.sources.base import SourceReport, found_in
 from nfd_hooks.sources.devicetree.result import DevicetreeFound
 from nfd_hooks.sources.usb.model import UsbDevice
 from nfd_hooks.sources.usb.result import UsbFound
+from nfd_hooks.sources.usb.source import LABEL_PREFIX as USB_PREFIX
 
 if TYPE_CHECKING:
     from nfd_hooks.options import Options
@@ -104,7 +106,7 @@ def _check_reserved(catalog: Mapping[str, Accelerator], prefixes: Sequence[str])
     for ident in sorted(catalog):
         for name, _ in catalog[ident].compat:
             prefix = name.rpartition("/")[0]
-            if prefix in prefixes or name.startswith("feature.node.kubernetes.io/usb-"):
+            if prefix in prefixes or name.startswith(f"{USB_PREFIX}/usb-"):
                 raise InputError(
                     f"{catalog[ident].origin}: accelerator {ident!r}: compat label {name!r} is in a namespace "
                     "nfd-hooks writes its own labels to"

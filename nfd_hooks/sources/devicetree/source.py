@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Pattern, Sequence, Set, Tuple
 
 from nfd_hooks.errors import InputError
-from nfd_hooks.features import Feature, prefix_problem, raw_feature_problem
+from nfd_hooks.features import Feature
+from nfd_hooks.nfdfile import prefix_problem, raw_feature_problem
 from nfd_hooks.safe_read import NotARegularFile, read_regular_file
 from nfd_hooks.sources.base import SourceReport
 from nfd_hooks.sources.devicetree.naming import decode, label_name

@@ -8,7 +8,8 @@ imported here only.
 
 from typing import Any, List, Optional, Tuple
 
-from nfd_hooks.sources.usb.model import UsbDevice, go_trimmed
+from nfd_hooks.nfdfile import go_trimmed
+from nfd_hooks.sources.usb.model import UsbDevice
 
 
 def bus_path(bus: int, ports: Optional[Tuple[int, ...]], address: int) -> str:

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 from nfd_hooks.errors import InputError
-from nfd_hooks.features import Feature, label_problem
+from nfd_hooks.features import Feature
+from nfd_hooks.nfdfile import NFD_PREFIX, label_problem
 from nfd_hooks.sources.base import SourceReport
 from nfd_hooks.sources.usb import sysfs
 from nfd_hooks.sources.usb.model import UsbDevice
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from nfd_hooks.options import Options
 
 NAME = "usb"
-LABEL_PREFIX = "feature.node.kubernetes.io"
+LABEL_PREFIX = NFD_PREFIX
 DEFAULT_ALLOWLIST = ("0e", "ef", "fe", "ff")  # NFD's deviceClassWhitelist
 LABEL_FIELDS = ("class", "vendor", "device", "serial")  # NFD's order, whatever order they are given in
 DEFAULT_LABEL_FIELDS = ("class", "vendor", "device")
