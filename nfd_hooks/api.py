@@ -188,7 +188,7 @@ def replay_options(bundle: Path, options: Options) -> Options:
     the plain sysfs backend (udev and libusb read the live machine), and no
     device node is visible (this machine's /dev is not the node's).
     """
-    from nfd_hooks.capture import DEVICETREE, open_bundle  # lazy: only replay needs it
+    from nfd_hooks.bundle import DEVICETREE, open_bundle  # lazy: only replay needs it
 
     if options.usb_backend not in ("auto", "sysfs"):
         raise InputError(f"--replay reads USB devices from the bundle's files; drop --usb-backend {options.usb_backend}")

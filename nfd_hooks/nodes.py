@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from nfd_hooks import api
-from nfd_hooks.capture import MANIFEST
+from nfd_hooks.bundle import MANIFEST
 from nfd_hooks.nfdfile import Entry, parse
 
 EXPECTED = "expected.features"
