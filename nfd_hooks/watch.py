@@ -14,10 +14,9 @@ are read afresh, and
 readiness with them: a stick re-enumerating with its firmware, a driver
 binding or unbinding (``bind``/``unbind`` uevents of its PCI or platform
 device) and a device node coming or going (a uevent of its class) each wake a
-rescan (``uevent_subsystems``).
+rescan (``api.uevent_subsystems``, from each source's ``uevents``).
 """
 
-import select
 import signal
 import threading
 import time
@@ -33,13 +32,12 @@ from nfd_hooks.errors import NfdHooksError, say
 from nfd_hooks.nfdfile import EXPIRY, MAX_FILE_SIZE, parse_rfc3339
 from nfd_hooks.safe_read import read_regular_file
 from nfd_hooks.sources import SourceReport
+from nfd_hooks.uevents import Events, open_events
 from nfd_hooks.writer import check_file_name, part_files, temporary_directory, write_atomically, write_files
 
 # After a uevent, wait this long so that a device's interfaces (each with its
 # own uevent, milliseconds apart) are in sysfs before the rescan.
 SETTLE = 0.3
-# The longest a wait blocks without looking at the stop event: SIGTERM's latency.
-TICK = 0.2
 # Never rescan more often than this for an expiry refresh (a 1 s --expires-in
 # would otherwise spin).
 MIN_REFRESH_DELAY = 1.0
@@ -167,82 +165,6 @@ def _features_of(files: Iterable[Optional[bytes]], now: datetime) -> Dict[str, T
     return features_of_files((content or b"" for content in files), now)
 
 
-class Events:
-    """No device events: wait out the interval (or until stopped)."""
-
-    description = "no uevents"
-
-    def __init__(self, stop: threading.Event) -> None:
-        self.stop = stop
-
-    def wait(self, timeout: float) -> bool:
-        """True as soon as a device event arrives; False at ``timeout`` or when stopped."""
-        self.stop.wait(timeout)
-        return False
-
-
-class Uevents(Events):
-    """Device uevents of some subsystems from the kernel's netlink socket, through pyudev.
-
-    The kernel group (not udevd's) is used: the kernel broadcasts device
-    uevents into every network namespace owned by the initial user namespace,
-    so a pod without hostNetwork gets them, and no udevd is needed. udevd's
-    group reaches only the host's network namespace, and libudev disables it
-    inside containers.
-    """
-
-    def __init__(self, stop: threading.Event, subsystems: Sequence[str] = ("usb",)) -> None:
-        super().__init__(stop)
-        import pyudev
-
-        self.description = "uevents of " + ", ".join(subsystems)
-        self.monitor = pyudev.Monitor.from_netlink(pyudev.Context(), source="kernel")
-        for subsystem in subsystems:  # a uevent of any of them passes
-            self.monitor.filter_by(subsystem)
-        self.monitor.start()
-
-    def wait(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while not self.stop.is_set():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            ready, _, _ = select.select([self.monitor], [], [], min(left, TICK))
-            if ready and self._drain():
-                return True
-        return False
-
-    def _drain(self) -> bool:
-        """Read every pending message; True if one was a USB device event (or some were lost)."""
-        seen = False
-        while True:
-            try:
-                device = self.monitor.poll(timeout=0)
-            except OSError:  # ENOBUFS: events were dropped, so something may have changed
-                return True
-            if device is None:
-                return seen
-            seen = True
-
-
-def uevent_subsystems(options: api.Options) -> Tuple[str, ...]:
-    """The subsystems whose uevents can change the file (``Source.uevents``): USB
-    devices come, go and re-enumerate (a Coral once its firmware is loaded); PCI
-    and platform devices get drivers bound and unbound; the catalog's device
-    classes get nodes."""
-    return api.uevent_subsystems(options)
-
-
-def open_events(stop: threading.Event, udev: bool, log: Log, subsystems: Sequence[str] = ("usb",)) -> Events:
-    """The uevent source when asked for and available, else interval polling alone."""
-    if udev and subsystems:
-        try:
-            return Uevents(stop, subsystems)
-        except (ImportError, OSError) as error:  # no libudev, netlink refused
-            log(f"no uevents ({' '.join(str(error).split()) or type(error).__name__}); rescanning on the interval only")
-    return Events(stop)
-
-
 @dataclass
 class Watch:
     """The loop's configuration; ``scan`` and ``spacing`` differ only in tests."""
@@ -360,6 +282,6 @@ def watch(
     stop = threading.Event()
     restore = stop_on_signals(stop)
     try:
-        watcher.run(stop, open_events(stop, udev, watcher.info, uevent_subsystems(options)))
+        watcher.run(stop, open_events(stop, udev, watcher.info, api.uevent_subsystems(options)))
     finally:
         restore()

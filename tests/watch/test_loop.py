@@ -13,7 +13,8 @@ from nfd_hooks import api
 from nfd_hooks.errors import InputError
 from nfd_hooks.features import Feature
 from nfd_hooks.sources import SourceReport
-from nfd_hooks.watch import SPACING, Events, Watch, split_expiry
+from nfd_hooks.uevents import Events
+from nfd_hooks.watch import SPACING, Watch, split_expiry
 from tests.conftest import labels_of
 
 INTERVAL = 0.1

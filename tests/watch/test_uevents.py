@@ -73,7 +73,7 @@ def recording() -> Path:
 
 LISTEN = """
 import sys, threading, time
-from nfd_hooks.watch import Uevents
+from nfd_hooks.uevents import Uevents
 events = Uevents(threading.Event())
 print("listening", flush=True)
 started = time.monotonic()
