@@ -30,7 +30,6 @@ NFD_PREFIX = "feature.node.kubernetes.io"
 DIRECTIVE = "# +"
 EXPIRY = DIRECTIVE + "expiry-time="
 NO_LABEL = DIRECTIVE + "no-label"
-NO_FEATURE = DIRECTIVE + "no-feature"
 # How an expiry time is written here: RFC 3339 in UTC, to the second.
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 

@@ -6,7 +6,7 @@ import threading
 from nfd_hooks import api
 from nfd_hooks.uevents import Events
 from nfd_hooks.watch import Watch
-from tests.accelerators.fakehost import add_pci_device
+from tests.fakehost import add_pci_device
 from tests.conftest import labels_of
 from tests.watch.test_loop import INTERVAL, wait_for
 
