@@ -37,9 +37,6 @@ Files = List[Tuple[str, bytes]]
 # Each source a scan runs, with its own options (``configure``).
 Configured = List[Tuple[Source[Any, Any], Any]]
 
-_PRIORITY = {source.name: source.priority for source in SOURCES}
-_STATIC = {source.name for source in SOURCES if source.static}
-
 
 class Scan(NamedTuple):
     """The features of one node and where they came from: the sources' reports,
@@ -88,7 +85,8 @@ def scan(options: Options, reuse: Sequence[SourceReport[Any]] = ()) -> Scan:
 
 def static_reports(result: Scan) -> Tuple[SourceReport[Any], ...]:
     """The reports of sources whose input does not change at run time, for ``scan``'s ``reuse``."""
-    return tuple(report for report in result.reports if report.name in _STATIC)
+    static = {source.name for source in SOURCES if source.static}
+    return tuple(report for report in result.reports if report.name in static)
 
 
 def uevent_subsystems(options: Options) -> Tuple[str, ...]:
@@ -103,7 +101,8 @@ def assemble(reports: Sequence[SourceReport[Any]]) -> Scan:
     the source of higher priority keeps it (``Source.priority``); the other's is
     left out with a notice saying what on the node gave it.
     """
-    ranked = sorted(reports, key=lambda report: _PRIORITY.get(report.name, -1), reverse=True)
+    priority = {source.name: source.priority for source in SOURCES}
+    ranked = sorted(reports, key=lambda report: priority.get(report.name, -1), reverse=True)
     merged, collisions = merge((report.name, report.features) for report in ranked)
     origins = {report.name: report.origins for report in reports}
     expendable = {name for report in reports for name in report.expendable}
