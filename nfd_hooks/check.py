@@ -1,11 +1,11 @@
 """``nfd-hooks check``: report what NFD's local source would drop, skip or misread.
 
 Each file is read as NFD reads it (``nfdfile.parse``, which finds the problems
-of single lines). Problems are errors (NFD would drop, skip or misread something) or warnings
-(NFD accepts it but it is fragile): a name without a prefix, which nfd-master
-prefixes with ``feature.node.kubernetes.io/`` (with its DisableAutoPrefix
-feature gate on it keeps it unprefixed); an expiry time that has passed; a
-hidden file name. A directory is checked as NFD reads it (getFeaturesFromFiles):
+of single lines). Problems are errors (NFD would drop, skip or misread
+something) or warnings (NFD accepts it but it is fragile): a name without a
+prefix, which nfd-master prefixes with ``feature.node.kubernetes.io/`` (with
+its DisableAutoPrefix feature gate on it keeps it unprefixed); an expiry time
+that has passed; a hidden file name. A directory is checked as NFD reads it (getFeaturesFromFiles):
 its files in name order, each later file overriding an earlier one's key, and
 nfd-master ignoring an unprefixed label whose prefixed name is also given
 (addNsToMapKeys): both are reported as warnings on the line that loses or wins.

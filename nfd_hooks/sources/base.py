@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 class Found(Protocol):
-    """A source's typed result: what it found on the node, and where each feature came from."""
+    """A source's typed result: what it found on the node, for the sources after it and the views."""
 
     def details(self) -> Dict[str, Any]:
         """The JSON-ready account ``show --format json`` prints under the source's name."""
@@ -31,7 +31,7 @@ class Found(Protocol):
 
 
 F = TypeVar("F", bound=Found)  # a source's result
-O = TypeVar("O")  # noqa: E741  (a source's own options)
+Own = TypeVar("Own")  # a source's own options
 T = TypeVar("T")
 
 
@@ -60,7 +60,7 @@ class SourceReport(Generic[F]):
         return self.found.details() if self.found is not None else {}
 
 
-class Source(Protocol[O, F]):
+class Source(Protocol[Own, F]):
     """A feature source.
 
     ``name`` names its report (the JSON key, the table's section); ``priority``
@@ -78,17 +78,17 @@ class Source(Protocol[O, F]):
     @property
     def static(self) -> bool: ...
 
-    def configure(self, options: Options) -> Optional[O]:
+    def configure(self, options: Options) -> Optional[Own]:
         """Its own options, checked and normalised (InputError naming the flag);
         None when the flags turn it off. Checks run even then: a flag is bad or good
         whatever else is given."""
         ...
 
-    def discover(self, options: O, earlier: Sequence[SourceReport[Any]]) -> SourceReport[F]:
+    def discover(self, options: Own, earlier: Sequence[SourceReport[Any]]) -> SourceReport[F]:
         """Read the node; ``earlier`` are the reports of the sources listed before it."""
         ...
 
-    def uevents(self, options: O) -> Tuple[str, ...]:
+    def uevents(self, options: Own) -> Tuple[str, ...]:
         """The kernel subsystems whose uevents can change its features (``watch`` listens to them)."""
         ...
 
