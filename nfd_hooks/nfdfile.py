@@ -13,15 +13,16 @@ drops lines after an expiry time that has passed. A line's key is validated
 only when it becomes a label (the worker drops invalid labels one by one);
 raw features are not validated, as in NFD.
 
-On the start path of every run (``features`` imports it): records are
-NamedTuples, and the reader's patterns are compiled on first use.
+On the start path of every run (``features`` imports it): the reader's records
+are plain classes with ``__slots__`` (see ``sources/devicetree/result.py``),
+and its patterns are compiled on first use.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 # NFD skips a features file larger than this, whole (local.go, maxFileSize).
 MAX_FILE_SIZE = 65536
@@ -160,32 +161,44 @@ def parse_rfc3339(text: str) -> datetime:
 # ---------------------------------------------------------------- the reader
 
 
-class Problem(NamedTuple):
+class Problem:
     """One finding; ``line`` None means the whole file."""
 
-    line: Optional[int]
-    message: str
-    warning: bool = False
+    __slots__ = ("line", "message", "warning")
+
+    def __init__(self, line: Optional[int], message: str, warning: bool = False) -> None:
+        self.line = line
+        self.message = message
+        self.warning = warning
 
     def format(self, path: str) -> str:
         where = f"{path}:{self.line}:" if self.line is not None else f"{path}:"
         return f"{where} {'warning: ' if self.warning else ''}{self.message}"
 
 
-class Entry(NamedTuple):
-    """A key's value and the line that set it."""
+class Entry:
+    """A key's value and the line that set it (equal when both are)."""
 
-    value: str
-    line: int
+    __slots__ = ("value", "line")
+
+    def __init__(self, value: str, line: int) -> None:
+        self.value = value
+        self.line = line
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Entry) and (self.value, self.line) == (other.value, other.line)
 
 
-class ParsedFile(NamedTuple):
+class ParsedFile:
     """What NFD takes from one file: ``labels`` (local.label) and raw ``features``
     (local.feature), before the worker's label validation, and the problems found."""
 
-    labels: Dict[str, Entry]
-    features: Dict[str, Entry]
-    problems: List[Problem]
+    __slots__ = ("labels", "features", "problems")
+
+    def __init__(self) -> None:
+        self.labels: Dict[str, Entry] = {}
+        self.features: Dict[str, Entry] = {}
+        self.problems: List[Problem] = []
 
 
 class _Directives:
@@ -224,7 +237,7 @@ def _directive(line: str, lineno: int, state: _Directives, now: datetime) -> Opt
 
 def parse(content: bytes, now: datetime) -> ParsedFile:
     """NFD's view of one features file, with every problem found on the way."""
-    result = ParsedFile({}, {}, [])
+    result = ParsedFile()
     state = _Directives(expiry=now)
     first_line: Dict[str, int] = {}
     for lineno, raw in enumerate(content.split(b"\n"), start=1):

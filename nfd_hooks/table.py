@@ -148,7 +148,7 @@ def _names(names: Optional[UsbNames]) -> str:
 
 
 def _accelerators(found: AcceleratorsFound, width: int) -> Tuple[str, List[str]]:
-    read = [name for name, used in found.inputs._asdict().items() if used]
+    read = [name for name, used in found.inputs.read().items() if used]
     heading = f"Accelerators: {len(found.matches)} of {len(found.entries)} catalog entries matched"
     body = _paragraph(
         f"Catalogs: {', '.join(found.catalogs)}; matched against {', '.join(read) or 'nothing'}. "

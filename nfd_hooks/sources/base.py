@@ -13,7 +13,6 @@ and never reads the node twice.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Dict, Generic, Iterable, List, Optional, Protocol, Sequence, Set, Tuple, Type, TypeVar
 
 from nfd_hooks.features import Feature
@@ -35,7 +34,6 @@ Own = TypeVar("Own")  # a source's own options
 T = TypeVar("T")
 
 
-@dataclass
 class SourceReport(Generic[F]):
     """What one source found.
 
@@ -45,14 +43,28 @@ class SourceReport(Generic[F]):
     when a collision with another source's name leaves it out (``assemble``
     in ``nfd_hooks.api``); ``expendable`` names the labels that give way before
     the output is split over several files (``features.layout``).
+
+    A plain class, not a dataclass: making a dataclass costs about 2 million
+    instructions at every start (docs/performance.md).
     """
 
-    name: str
-    features: List[Feature] = field(default_factory=list)
-    found: Optional[F] = None
-    notices: List[str] = field(default_factory=list)
-    origins: Dict[str, str] = field(default_factory=dict)
-    expendable: Set[str] = field(default_factory=set)
+    __slots__ = ("name", "features", "found", "notices", "origins", "expendable")
+
+    def __init__(
+        self,
+        name: str,
+        features: Optional[List[Feature]] = None,
+        found: Optional[F] = None,
+        notices: Optional[List[str]] = None,
+        origins: Optional[Dict[str, str]] = None,
+        expendable: Optional[Set[str]] = None,
+    ) -> None:
+        self.name = name
+        self.features: List[Feature] = features if features is not None else []
+        self.found = found
+        self.notices: List[str] = notices if notices is not None else []
+        self.origins: Dict[str, str] = origins if origins is not None else {}
+        self.expendable: Set[str] = expendable if expendable is not None else set()
 
     @property
     def details(self) -> Dict[str, Any]:

@@ -3,45 +3,60 @@
 One ``MatchedDevice`` per USB device, PCI function or devicetree node that
 matched, with where it is attached, its id, its driver and whether it is
 ready: the device model that allocating accelerators builds on. Typed, so that
-the JSON view (``details``) and the table read the same fields. NamedTuples
-for start-up time (see ``nfd_hooks.features.Feature``).
+the JSON view (``details``) and the table read the same fields. Plain classes
+with ``__slots__`` for start-up time (see ``devicetree/result.py``).
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 from nfd_hooks.sources.accelerators.catalog import Accelerator
 
-USB, PCI, DEVICETREE = "usb", "pci", "devicetree"  # MatchedDevice.bus
+USB, PCI, DEVICETREE = "usb", "pci", "devicetree"  # MatchedDevice.bus, Inputs' names
 
 
-class MatchedDevice(NamedTuple):
+class MatchedDevice:
     """A device that made a catalog entry match.
 
     ``bus`` is USB, PCI or DEVICETREE; ``address`` its USB bus path, PCI
     address or devicetree node path; ``id`` its ``vvvv:pppp`` (USB, PCI) or
-    the compatible string matched (devicetree); ``driver`` and
-    ``device_nodes`` what the kernel bound to it (read only for an entry
-    whose ready rule names a driver); ``ready`` whether the rule finds it
-    usable; ``serial`` a USB device's, when read.
+    the compatible string matched (devicetree); ``ready`` whether the entry's
+    ready rule finds it usable; ``driver`` and ``device_nodes`` what the kernel
+    bound to it (read only for an entry whose ready rule names a driver);
+    ``serial`` a USB device's, when read.
     """
 
-    bus: str
-    address: str
-    id: str
-    ready: bool
-    driver: Optional[str] = None
-    device_nodes: Tuple[str, ...] = ()
-    serial: Optional[str] = None
+    __slots__ = ("bus", "address", "id", "ready", "driver", "device_nodes", "serial")
+
+    def __init__(
+        self,
+        bus: str,
+        address: str,
+        id: str,
+        ready: bool,
+        driver: Optional[str] = None,
+        device_nodes: Tuple[str, ...] = (),
+        serial: Optional[str] = None,
+    ) -> None:
+        self.bus = bus
+        self.address = address
+        self.id = id
+        self.ready = ready
+        self.driver = driver
+        self.device_nodes = device_nodes
+        self.serial = serial
 
 
-class Match(NamedTuple):
+class Match:
     """A catalog entry present on the node, and its devices: USB by bus path, then
     PCI by address, then devicetree nodes by path (a node once per string matched)."""
 
-    entry: Accelerator
-    devices: Tuple[MatchedDevice, ...]
+    __slots__ = ("entry", "devices")
+
+    def __init__(self, entry: Accelerator, devices: Tuple[MatchedDevice, ...]) -> None:
+        self.entry = entry
+        self.devices = devices
 
     @property
     def present(self) -> int:
@@ -61,30 +76,48 @@ def _count(devices: Sequence[MatchedDevice]) -> int:
     return len(usb) + max(len(pci), len(nodes))
 
 
-class Inputs(NamedTuple):
+class Inputs:
     """Which kinds of devices were there to match (a source turned off reads none)."""
 
-    usb: bool
-    pci: bool
-    devicetree: bool
+    __slots__ = ("usb", "pci", "devicetree")
+
+    def __init__(self, usb: bool, pci: bool, devicetree: bool) -> None:
+        self.usb = usb
+        self.pci = pci
+        self.devicetree = devicetree
+
+    def read(self) -> Dict[str, bool]:
+        """Each kind by name (USB, PCI, DEVICETREE), in that order."""
+        return {USB: self.usb, PCI: self.pci, DEVICETREE: self.devicetree}
 
 
-class AcceleratorsFound(NamedTuple):
+class AcceleratorsFound:
     """The entries present (``matches``, by id), out of the catalog's ``entries``
     read from ``catalogs``; ``compat_labels`` when their compat labels were written."""
 
-    prefix: str
-    entries: Tuple[str, ...]
-    inputs: Inputs
-    compat_labels: bool
-    matches: Tuple[Match, ...]
-    catalogs: Tuple[str, ...] = ()
+    __slots__ = ("prefix", "entries", "inputs", "compat_labels", "matches", "catalogs")
+
+    def __init__(
+        self,
+        prefix: str,
+        entries: Tuple[str, ...],
+        inputs: Inputs,
+        compat_labels: bool,
+        matches: Tuple[Match, ...],
+        catalogs: Tuple[str, ...] = (),
+    ) -> None:
+        self.prefix = prefix
+        self.entries = entries
+        self.inputs = inputs
+        self.compat_labels = compat_labels
+        self.matches = matches
+        self.catalogs = catalogs
 
     def details(self) -> Dict[str, Any]:
         return {
             "prefix": self.prefix,
             "entries": list(self.entries),
-            "inputs": self.inputs._asdict(),
+            "inputs": self.inputs.read(),
             "compat_labels": self.compat_labels,
             "matches": [_match(match, self.compat_labels) for match in self.matches],
             "catalogs": list(self.catalogs),
@@ -120,3 +153,5 @@ def _match(match: Match, compat_labels: bool) -> Dict[str, Any]:
 
 def _binding(device: MatchedDevice) -> Dict[str, Any]:
     return {"driver": device.driver, "device_nodes": list(device.device_nodes)}
+
+

@@ -91,13 +91,11 @@ def discover(
     try:
         report = match(
             catalog, options.prefix, usb_devices, pci_devices, devicetree_nodes,
-            Probe(probe.pci, probe.devicetree), options.compat_labels,
+            Probe(probe.pci, probe.devicetree), options.compat_labels, (BUILTIN_NAME, *(str(path) for path in options.catalogs)),
         )
     finally:
         probe.close()
     report.notices[:0] = notices
-    if report.found is not None:
-        report.found = report.found._replace(catalogs=(BUILTIN_NAME, *(str(path) for path in options.catalogs)))
     return report
 
 
@@ -121,8 +119,10 @@ def match(
     devicetree_nodes: Optional[CompatibleNodes],
     probe: Probe = NOTHING_BOUND,
     compat_labels: bool = False,
+    catalogs: Tuple[str, ...] = (),
 ) -> SourceReport[AcceleratorsFound]:
-    """Labels and what matched, for the devices and nodes given; pure but for ``probe``."""
+    """Labels and what matched, for the devices and nodes given; pure but for
+    ``probe``. ``catalogs`` names the files ``catalog`` was read from."""
     report: SourceReport[AcceleratorsFound] = SourceReport(NAME)
     matches: List[Match] = []
     for ident in sorted(catalog):
@@ -145,7 +145,7 @@ def match(
             report.features += [Feature(name, value) for name, value in entry.compat]
         matches.append(found)
     inputs = Inputs(usb=usb_devices is not None, pci=pci_devices is not None, devicetree=devicetree_nodes is not None)
-    report.found = AcceleratorsFound(prefix, tuple(sorted(catalog)), inputs, compat_labels, tuple(matches))
+    report.found = AcceleratorsFound(prefix, tuple(sorted(catalog)), inputs, compat_labels, tuple(matches), catalogs)
     return report
 
 

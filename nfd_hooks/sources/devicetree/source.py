@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Pattern, Sequence, Set, Tuple
 
@@ -50,13 +49,15 @@ class DevicetreeOptions(NamedTuple):
     raw_features: bool = True
 
 
-@dataclass
 class _Tally:
-    """Where the strings behind one label name were seen."""
+    """Where the strings behind one label name were seen (a plain class: see ``SourceReport``)."""
 
-    count: int = 0
-    strings: Counter[str] = field(default_factory=Counter)
-    nodes: Set[str] = field(default_factory=set)
+    __slots__ = ("count", "strings", "nodes")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.strings: Counter[str] = Counter()
+        self.nodes: Set[str] = set()
 
 
 def node_name_pattern(names: Sequence[str]) -> Pattern[str]:

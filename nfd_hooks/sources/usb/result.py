@@ -1,48 +1,66 @@
 """What the USB source found: every device read, and the labels each one gave or why none.
 
 Typed, so that the accelerator source (``devices``), the JSON view
-(``details``) and the table read the same fields. NamedTuples for start-up
-time (see ``nfd_hooks.features.Feature``).
+(``details``) and the table read the same fields. Plain classes with
+``__slots__`` for start-up time (see ``devicetree/result.py``).
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, NamedTuple, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from nfd_hooks.sources.usb.model import UsbDevice
 
 
-class UsbNames(NamedTuple):
+class UsbNames:
     """usb.ids names of a device's vendor and product (None: not listed), and
     of those of its classes usb.ids lists, as ``(code, name)`` pairs."""
 
-    vendor: Optional[str]
-    product: Optional[str]
-    classes: Tuple[Tuple[str, str], ...] = ()
+    __slots__ = ("vendor", "product", "classes")
+
+    def __init__(self, vendor: Optional[str], product: Optional[str], classes: Tuple[Tuple[str, str], ...] = ()) -> None:
+        self.vendor = vendor
+        self.product = product
+        self.classes = classes
 
 
-class UsbEntry(NamedTuple):
+class UsbEntry:
     """A device, its labels, and why it has none (for a person; None when it has
     some); ``names`` only when usb.ids was read (``show --format json``)."""
 
-    device: UsbDevice
-    labels: Tuple[str, ...]
-    no_label: Optional[str]
-    names: Optional[UsbNames] = None
+    __slots__ = ("device", "labels", "no_label", "names")
+
+    def __init__(self, device: UsbDevice, labels: Tuple[str, ...], no_label: Optional[str], names: Optional[UsbNames] = None) -> None:
+        self.device = device
+        self.labels = labels
+        self.no_label = no_label
+        self.names = names
 
 
-class UsbFound(NamedTuple):
+class UsbFound:
     """The devices read by ``backend`` under ``sysfs``, sorted by bus path, and the
     rules that labelled them. ``usb_ids`` is the usb.ids file names came from
     (None: none installed), looked for only ``with_names``."""
 
-    backend: str
-    sysfs: str
-    allowlist: Tuple[str, ...]
-    label_fields: Tuple[str, ...]
-    entries: Tuple[UsbEntry, ...]
-    with_names: bool = False
-    usb_ids: Optional[str] = None
+    __slots__ = ("backend", "sysfs", "allowlist", "label_fields", "entries", "with_names", "usb_ids")
+
+    def __init__(
+        self,
+        backend: str,
+        sysfs: str,
+        allowlist: Tuple[str, ...],
+        label_fields: Tuple[str, ...],
+        entries: Tuple[UsbEntry, ...],
+        with_names: bool = False,
+        usb_ids: Optional[str] = None,
+    ) -> None:
+        self.backend = backend
+        self.sysfs = sysfs
+        self.allowlist = allowlist
+        self.label_fields = label_fields
+        self.entries = entries
+        self.with_names = with_names
+        self.usb_ids = usb_ids
 
     @property
     def devices(self) -> Tuple[UsbDevice, ...]:

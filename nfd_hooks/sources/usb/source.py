@@ -214,33 +214,29 @@ def label_devices(options: UsbOptions, devices: Sequence[UsbDevice], backend: st
         entries.append(UsbEntry(device, tuple(labels), no_label_reason(device, options.allowlist, labels)))
     if "serial" in options.label_fields:
         report.expendable = {feature.name for feature in report.features}
-    usb_ids = None
-    if options.details:
-        entries, usb_ids = _named(entries)
+    usb_ids = _named(entries) if options.details else None
     report.found = UsbFound(
         backend, str(options.sysfs), options.allowlist, options.label_fields, tuple(entries), options.details, usb_ids
     )
     return report
 
 
-def _named(entries: List[UsbEntry]) -> Tuple[List[UsbEntry], Optional[str]]:
-    """``entries`` with vendor, product and class names; and the usb.ids path, or None without one."""
+def _named(entries: List[UsbEntry]) -> Optional[str]:
+    """Vendor, product and class names into ``entries``; the usb.ids path, or None without one."""
     from nfd_hooks.sources.usb.ids import load_names
 
     names = load_names(entry.device.vendor for entry in entries)
     if names is None:
-        return entries, None
-    named = []
+        return None
     for entry in entries:
         device = entry.device
         classes = dict.fromkeys((device.device_class, *device.interface_classes))
-        found = UsbNames(
+        entry.names = UsbNames(
             names.vendors.get(device.vendor),
             names.products.get((device.vendor, device.product)),
             tuple((c, names.classes[c]) for c in classes if c in names.classes),
         )
-        named.append(entry._replace(names=found))
-    return named, str(names.path)
+    return str(names.path)
 
 
 class UsbSource:
