@@ -40,7 +40,7 @@ def udev_context() -> Any:
     """
     from pyudev._ctypeslib import utils
 
-    utils.find_library = find_library  # type: ignore[attr-defined]
+    utils.find_library = find_library
     import pyudev
 
     return pyudev.Context()
