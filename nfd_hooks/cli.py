@@ -7,6 +7,7 @@ printed as boxed usage.
 """
 
 import copy
+import re
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +23,7 @@ from nfd_hooks.flags import (
     BundleDirArg,
     CaptureDevicetreeOpt,
     CheckFilesArg,
+    Command,
     DiffOpt,
     FeaturesDirOpt,
     FormatOpt,
@@ -77,6 +79,7 @@ def main(
 
 
 @app.command(
+    cls=Command,
     epilog=_examples(
         "nfd-hooks show --format table",
         "nfd-hooks show --diff --sysfs /host-sys --features-dir /features.d",
@@ -119,6 +122,7 @@ def show(
 
 
 @app.command(
+    cls=Command,
     epilog=_examples(
         "nfd-hooks write --sysfs /host-sys --features-dir /features.d --no-usb",
         "nfd-hooks write --diff --quiet",
@@ -150,6 +154,7 @@ def write(
 
 
 @app.command(
+    cls=Command,
     epilog=_examples(
         "nfd-hooks watch --sysfs /host-sys --features-dir /features.d --quiet",
         "nfd-hooks watch --expires-in 10m --interval 30",
@@ -175,6 +180,7 @@ def watch(
 
 
 @app.command(
+    cls=Command,
     epilog=_examples(
         "nfd-hooks capture node-bundle",
         "nfd-hooks capture node-bundle --with-serials",
@@ -196,6 +202,7 @@ def capture(
 
 
 @app.command(
+    cls=Command,
     epilog=_examples(
         "nfd-hooks check /etc/kubernetes/node-feature-discovery/features.d",
         "nfd-hooks check --strict my-features",
@@ -277,9 +284,15 @@ def _narrowed(full: typer.Typer, argv: List[str]) -> typer.Typer:
     return narrowed
 
 
+_SUGGESTION = re.compile(r" \(?Did you mean [^?]*\?\)?")
+
+
 def _usage_message(error: UsageProblem) -> str:
-    """click's message for a bad flag, on one line."""
-    return " ".join(error.format_message().split())
+    """click's message for a bad flag or command, on one line. click (8.2+) and
+    typer both add "Did you mean 'show'?" to an unknown command: it is said once."""
+    text = " ".join(error.format_message().split())
+    first = _SUGGESTION.search(text)
+    return text[: first.end()] + _SUGGESTION.sub("", text[first.end():]) if first else text
 
 
 def _fail(message: str, code: int) -> int:

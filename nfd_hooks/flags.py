@@ -14,6 +14,7 @@ from typing import Annotated, Any, Callable, List, Optional
 
 import click
 import typer
+from typer.core import TyperCommand
 
 from nfd_hooks import api
 from nfd_hooks.durations import parse_duration
@@ -21,6 +22,50 @@ from nfd_hooks.errors import InputError
 from nfd_hooks.sources import usb as usb_source
 
 FORMATS = ("nfd", "json", "table")
+
+
+class Command(TyperCommand):
+    """typer's command, with three slips of click's mended (every command is one).
+
+    An option that takes a value is never given the next option as its value
+    (click would take ``--replay`` as the NAME of ``show --node --replay X``,
+    then refuse X as an "unexpected extra argument"). The summary in
+    ``nfd-hooks --help`` is the help's whole first paragraph, not click's first
+    45 characters and "...". Arguments keep their help: click 8.5 sets an
+    argument's help itself (to None), after typer has set it, and would list
+    the arguments a second time once it is back.
+    """
+
+    def parse_args(self, ctx: click.Context, args: List[str]) -> List[str]:
+        options = {
+            name: param
+            for param in self.get_params(ctx)
+            if isinstance(param, click.Option)
+            for name in (*param.opts, *param.secondary_opts)
+        }
+        for token, following in zip(args, args[1:]):
+            if token == "--":
+                break
+            taker = options.get(token)
+            if taker is not None and not taker.is_flag and not taker.count and following.partition("=")[0] in options:
+                raise click.UsageError(f"{token} needs a value, not the option {following}", ctx)
+        return super().parse_args(ctx, args)
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        return " ".join((self.short_help or self.help or "").split("\n\n", 1)[0].split())
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from typer.utils import get_params_from_function  # only for --help
+
+        declared = get_params_from_function(self.callback) if self.callback else {}
+        for param in self.params:
+            info = declared.get(param.name or "")
+            if isinstance(param, click.Argument) and getattr(param, "help", None) is None and info is not None:
+                param.help = getattr(info.default, "help", None)
+        super().format_help(ctx, formatter)
+
+    def format_arguments(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Nothing: typer lists the arguments with the options (click 8.5 would list them again)."""
 
 SysfsOpt = Annotated[
     Path, typer.Option("--sysfs", help="The host's sysfs root; in a container often /host-sys.")
@@ -140,7 +185,15 @@ NoUeventsOpt = Annotated[
         "--no-uevents", help="Do not listen for device uevents (USB, driver binds, device nodes); rescan on the interval only."
     ),
 ]
-BundleDirArg = Annotated[Path, typer.Argument(metavar="DIR", show_default=False, help="New or empty directory for the bundle.")]
+BundleDirArg = Annotated[
+    Path,
+    typer.Argument(
+        metavar="DIR",
+        show_default=False,
+        help="Where to write the bundle: a new or empty directory. It gets devicetree.dtb, sys/ (the USB "
+        "attributes) and manifest.json; 'show --replay DIR' and 'test DIR' read it.",
+    ),
+]
 CaptureDevicetreeOpt = Annotated[
     Optional[Path],
     typer.Option(
