@@ -213,7 +213,8 @@ def check(files: CheckFilesArg, strict: StrictOpt = False) -> None:
 
     A directory stands for the files NFD reads in it. One line per problem on stdout, FILE:LINE: message (FILE: message for the
     whole file). Exit codes: 0 nothing wrong (warnings allowed unless --strict),
-    1 problems found, 2 a file could not be read.
+    1 problems found, 2 a file could not be read or is not a features file at all
+    (binary, or prose: one line on stderr).
     """
     from nfd_hooks.check import check_paths  # lazy: only this command needs it
 
