@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Sequenc
 from nfd_hooks import __version__
 from nfd_hooks.errors import InputError
 from nfd_hooks.features import Collision, Feature, Part, layout, merge, render_files
-from nfd_hooks.options import DEFAULT_ACCELERATOR_PREFIX, DEFAULT_PREFIX, Options
+from nfd_hooks.options import DEFAULT_ACCELERATOR_PREFIX, DEFAULT_PREFIX, DEPLOYED_HOOK, Options
 from nfd_hooks.sources import SOURCES, Source, SourceReport
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from nfd_hooks.diff import Change
 
 __all__ = [
-    "DEFAULT_ACCELERATOR_PREFIX", "DEFAULT_FEATURES_DIR", "DEFAULT_FILE_NAME", "DEFAULT_INTERVAL", "DEFAULT_PREFIX",
+    "DEFAULT_ACCELERATOR_PREFIX", "DEFAULT_FEATURES_DIR", "DEFAULT_FILE_NAME", "DEFAULT_INTERVAL", "DEFAULT_PREFIX", "DEPLOYED_HOOK",
     "Files", "Options", "Scan", "assemble", "capture", "configure", "diff", "files", "render_json", "render_scan",
     "replay_options", "scan", "static_reports", "uevent_subsystems", "write",
 ]
