@@ -17,8 +17,11 @@ from nfd_hooks.bundle import MANIFEST
 from nfd_hooks.diff import Seen, changes, features_of
 from nfd_hooks.errors import InputError, NfdHooksError
 from nfd_hooks.nfdfile import NFD_PREFIX, parse
+from nfd_hooks.safe_read import read_regular_file
 
 EXPECTED = "expected.features"
+# A hand-written or recorded features file: NFD reads 64 KiB a file, and a node's output may be split over several.
+MAX_EXPECTED = 1024 * 1024
 USB_LABEL = f"{NFD_PREFIX}/usb-"  # the start of every USB label name
 
 
@@ -49,7 +52,10 @@ def find_bundles(paths: Iterable[Path]) -> Tuple[List[Path], List[str]]:
             continue
         if not path.is_dir():
             raise InputError(f"{path}: no such directory (a bundle, or a directory of bundles, from 'nfd-hooks capture')")
-        children = sorted(child for child in path.iterdir() if child.is_dir())
+        try:
+            children = sorted(child for child in path.iterdir() if child.is_dir())
+        except OSError as error:
+            raise InputError(f"{path}: cannot list: {error.strerror or error}") from None
         found = [child for child in children if is_bundle(child)]
         if not found:
             raise InputError(f"{path}: no bundle in it (a bundle is a directory with {MANIFEST}, from 'nfd-hooks capture')")
@@ -85,20 +91,33 @@ def differences(expected: bytes, actual: bytes, now: Optional[datetime] = None, 
     return found + [change.format() for change in changes(want, got)]
 
 
+def read_expected(bundle: Path) -> Optional[bytes]:
+    """The bundle's ``expected.features`` (None: it has none); InputError when it is
+    no readable regular file of a sane size (bundles come from strangers: a FIFO must not hang the run)."""
+    try:
+        content = read_regular_file(str(bundle / EXPECTED), MAX_EXPECTED + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise InputError(f"{bundle}: cannot read {EXPECTED}: {error.strerror or error}") from None
+    if len(content) > MAX_EXPECTED:
+        raise InputError(f"{bundle}: {EXPECTED} is over {MAX_EXPECTED} bytes")
+    return content
+
+
 def node_differences(bundle: Path, options: Optional[api.Options] = None, subset: bool = False) -> List[str]:
     """``differences`` between the bundle's ``expected.features`` and its replay."""
-    expected = bundle / EXPECTED
-    if not expected.is_file():
+    expected = read_expected(bundle)
+    if expected is None:
         return [f"no {EXPECTED} in {bundle}"]
-    return differences(expected.read_bytes(), replay(bundle, options), subset=subset)
+    return differences(expected, replay(bundle, options), subset=subset)
 
 
 def test_bundle(bundle: Path, options: api.Options, subset: bool, now: Optional[datetime] = None) -> Outcome:
     """One bundle replayed with ``options`` and compared; InputError when it cannot be replayed."""
-    expected = bundle / EXPECTED
-    if not expected.is_file():
+    want = read_expected(bundle)
+    if want is None:
         return Outcome(bundle, [], 0, f"no {EXPECTED}")
-    want = expected.read_bytes()
     actual = replay(bundle, options)
     now = now or datetime.now(timezone.utc)
     found = differences(want, actual, now, subset)

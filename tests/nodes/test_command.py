@@ -5,6 +5,7 @@ bundle without expected.features was skipped silently, replay scanned USB althou
 runs --no-usb, and the exact comparison reported each extra label twice."""
 
 import inspect
+import os
 import shutil
 from pathlib import Path
 
@@ -171,3 +172,17 @@ def test_differences_of_the_library_are_those_of_the_command():
     actual = b"# Written by a tool\nexample.com/a=1\nexample.com/b=3\nexample.com/c=1\n# +no-label\nexample.com/raw=x y\n"
     assert differences(expected, actual) == ["~ example.com/b=2 -> 3", "+ example.com/c=1"]
     assert differences(expected, actual, subset=True) == ["~ example.com/b=2 -> 3"]
+
+
+def test_an_expected_file_that_is_no_regular_file_is_an_error_not_a_hang(tmp_path):
+    """Bundles come from strangers: a FIFO where expected.features should be must not block the run."""
+    nodes = tmp_path / "nodes"
+    fifo = bundle_with(nodes, "fifo", None)
+    os.mkfifo(fifo / "expected.features")
+    good = bundle_with(nodes, "good", "beta.devicetree.org/brcm-bcm2711=1\n")
+    code, out, _ = test(["--subset", nodes])
+    assert code == 2
+    assert out.splitlines() == [
+        f"ERROR {fifo}: cannot read expected.features: not a regular file",
+        f"ok    {good} (1 listed labels and raw features match)",
+    ]
