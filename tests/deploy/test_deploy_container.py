@@ -372,7 +372,7 @@ def _differs(what: str, host: bytes, mine: bytes) -> List[str]:
 
 def test_every_command_in_each_image_matches_the_host(podman, images, host_runs, tmp_path):
     """issue 28 item 3: show (nfd, json, table, diff), write, watch, capture, check, replay,
-    help and errors, in each architecture's image as a non-root user (write as root) on a
+    test, help and errors, in each architecture's image as a non-root user (write as root) on a
     read-only root, give the host's exit code, stdout, stderr and files, byte for byte.
 
     Two fields differ by design and are checked instead of compared: the capture
