@@ -1,0 +1,96 @@
+"""Regressions of issue 25, the second adversarial trial: each of these leaked a
+file the tool was not asked to read, cost a node its file, killed the watcher,
+printed a traceback or gave a wrong exit code or output before its fix (each was
+run against the code before the fix and failed there). Processes run under a
+timeout, so a regression that hangs fails here instead of hanging the suite."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import List
+
+import pytest
+
+from nfd_hooks import api, safe_read
+from tests.conftest import DTB_DIR
+from tests.fdt_expand import expand
+
+RPI = DTB_DIR / "rpi-4-b.dtb"
+SECRET = b"TOPSECRET-shadow-line"
+
+
+def run(args: List[str], timeout: float = 30, **kwargs) -> subprocess.CompletedProcess:
+    """``nfd-hooks ARGS`` as a process; a hang past ``timeout`` is a failure."""
+    try:
+        return subprocess.run([sys.executable, "-m", "nfd_hooks", *args], capture_output=True, timeout=timeout, **kwargs)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"nfd-hooks {' '.join(args)} still running after {timeout} s")
+
+
+@pytest.fixture(params=["openat2", "walk"])
+def resolver(request, monkeypatch):
+    """In-process tests run through openat2 and through the walk used where it is refused."""
+    monkeypatch.setattr(safe_read, "_openat2", None if request.param == "openat2" else False)
+    return request.param
+
+
+def secret_tree(directory: Path) -> Path:
+    """A devicetree outside every root the tests name, whose model is a 0600 secret."""
+    (directory / "base").mkdir(parents=True)
+    (directory / "base" / "compatible").write_bytes(b"acme,outside\0")
+    (directory / "base" / "model").write_bytes(SECRET + b"\0")
+    os.chmod(directory / "base" / "model", 0o600)
+    return directory
+
+
+def files_of(directory: Path) -> bytes:
+    """Every byte of every regular file under ``directory``."""
+    return b"".join(p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file() and not p.is_symlink())
+
+
+# ---------------------------------------------------------------- 2: --sysfs ROOT confines the devicetree
+
+
+@pytest.mark.parametrize("linked", ["devicetree", "base"])
+def test_a_symlinked_devicetree_under_sysfs_is_not_followed_out(tmp_path, resolver, linked):
+    """ROOT/firmware/devicetree (or .../base) linking out of ROOT was followed: an outside
+    0600 model became root/model=..., and capture packed it into the bundle."""
+    outside = secret_tree(tmp_path / "outside")
+    sysfs = tmp_path / "sys"
+    (sysfs / "firmware").mkdir(parents=True)
+    if linked == "devicetree":
+        (sysfs / "firmware" / "devicetree").symlink_to(outside)
+    else:
+        (sysfs / "firmware" / "devicetree").mkdir()
+        (sysfs / "firmware" / "devicetree" / "base").symlink_to(outside / "base")
+    options = api.Options(sysfs=sysfs, use_usb=False)
+    result = api.scan(options)
+    assert SECRET not in api.render_scan(result, options)
+    assert not any("acme" in f.name for f in result.features)
+    assert not any(SECRET.decode() in notice for notice in result.notices)
+    assert any("leads outside" in notice for notice in result.notices), result.notices
+    bundle = tmp_path / "bundle"
+    api.capture(bundle, sysfs)
+    assert SECRET not in files_of(bundle) and not (bundle / "devicetree.dtb").exists()
+
+
+def test_a_devicetree_linked_inside_sysfs_is_still_read(tmp_path, resolver):
+    """Confinement is by where a link really leads: one that stays in ROOT is read."""
+    sysfs = tmp_path / "sys"
+    expand(RPI.read_bytes(), sysfs / "real-tree")
+    (sysfs / "firmware" / "devicetree").mkdir(parents=True)
+    (sysfs / "firmware" / "devicetree" / "base").symlink_to("../../real-tree")
+    options = api.Options(sysfs=sysfs, use_usb=False)
+    labels = {f.name: f.value for f in api.scan(options).features if f.label}
+    assert labels["beta.devicetree.org/raspberrypi-4-model-b"] == "1"
+
+
+def test_a_devicetree_linked_to_the_root_is_refused_at_once(tmp_path):
+    """Pointing base at / walked the whole filesystem (12.8 s)."""
+    sysfs = tmp_path / "sys"
+    (sysfs / "firmware" / "devicetree").mkdir(parents=True)
+    (sysfs / "firmware" / "devicetree" / "base").symlink_to("/")
+    done = run(["show", "--sysfs", str(sysfs), "--no-usb"], timeout=10)
+    assert done.returncode == 0, done.stderr
+    assert b"leads outside" in done.stderr and b"beta.devicetree.org" not in done.stdout
