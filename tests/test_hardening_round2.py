@@ -94,3 +94,49 @@ def test_a_devicetree_linked_to_the_root_is_refused_at_once(tmp_path):
     done = run(["show", "--sysfs", str(sysfs), "--no-usb"], timeout=10)
     assert done.returncode == 0, done.stderr
     assert b"leads outside" in done.stderr and b"beta.devicetree.org" not in done.stdout
+
+
+# ---------------------------------------------------------------- 7: capture and replay agree at every size limit
+
+
+def live_and_replay(sysfs: Path, bundle: Path) -> List[bytes]:
+    """What ``show --sysfs`` prints for ``sysfs``, and what ``show --replay`` prints for its capture."""
+    live = api.Options(sysfs=sysfs, usb_backend="sysfs")
+    api.capture(bundle, sysfs)
+    replayed = api.replay_options(bundle, api.Options())
+    return [api.render_scan(api.scan(options), options) for options in (live, replayed)]
+
+
+def test_descriptors_past_64_kib_replay_as_read_live(tmp_path):
+    """Capture cut every attribute at 64 KiB while the reader reads descriptors up to
+    512 KiB: an interface described past 64 KiB lost its label on replay, silently."""
+    from tests.fakehost import NCS2, add_usb_device
+    from tests.usb.test_usb_descriptors import DEVICE, config, interface
+
+    sysfs = tmp_path / "sys"
+    add_usb_device(sysfs, NCS2)
+    device = sysfs / NCS2.path
+    for directory in device.glob("2-1:*"):  # a recording with the descriptors only
+        (sysfs / "bus" / "usb" / "devices" / directory.name).unlink()
+        for attribute in directory.iterdir():
+            attribute.unlink()
+        directory.rmdir()
+    filler = bytes([255, 0x24]) + bytes(253)  # class-specific descriptors, 255 bytes each
+    head = config(1)
+    (device / "descriptors").write_bytes(DEVICE + head + filler * 300 + interface(0, 0xFF))
+    assert (device / "descriptors").stat().st_size > 64 * 1024
+    live, replay = live_and_replay(sysfs, tmp_path / "bundle")
+    assert b"feature.node.kubernetes.io/usb-ff_03e7_2485.present=true" in live
+    assert replay == live
+
+
+def test_a_devicetree_property_over_64_kib_replays_as_read_live(tmp_path):
+    """The live reader skipped a property over 64 KiB, the blob reader had no limit: a
+    72 KB root compatible gave 3 labels live and thousands on replay."""
+    sysfs = tmp_path / "sys"
+    base = expand(RPI.read_bytes(), sysfs / "firmware" / "devicetree" / "base")
+    (base / "compatible").write_bytes(b"".join(b"acme,board-%05d\0" % n for n in range(4500)))
+    assert (base / "compatible").stat().st_size > 64 * 1024
+    live, replay = live_and_replay(sysfs, tmp_path / "bundle")
+    assert b"acme-board" not in live and b"beta.devicetree.org/arm-cortex-a72=4" in live
+    assert replay == live

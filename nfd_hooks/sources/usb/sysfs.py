@@ -32,6 +32,9 @@ INTERFACE_ATTRIBUTES = ("bInterfaceClass",)
 ATTRIBUTES = DEVICE_ATTRIBUTES + INTERFACE_ATTRIBUTES
 
 _MAX_TEXT = 4096  # sysfs text attributes are at most a page
+# How much of each attribute is read, the one place it is said: the reader reads
+# that much and capture copies exactly that much, so a replay reads what the node read.
+ATTRIBUTE_LIMITS = {**{name: _MAX_TEXT for name in ATTRIBUTES}, "descriptors": MAX_DESCRIPTORS_SIZE}
 _GONE = (errno.ENOENT, errno.ENOTDIR, errno.ENODEV)
 
 
@@ -39,14 +42,16 @@ class Unreadable(Exception):
     """An attribute exists but cannot be read (permissions, I/O error)."""
 
 
-def read_attribute(path: str, limit: int = _MAX_TEXT, *, directory: Optional["Directory"] = None) -> Optional[bytes]:
-    """The attribute's bytes; None when absent (or the device vanished meanwhile).
+def read_attribute(path: str, *, directory: Optional["Directory"] = None) -> Optional[bytes]:
+    """The attribute's bytes, at most its ``ATTRIBUTE_LIMITS``; None when absent (or
+    the device vanished meanwhile).
 
     ``path`` is relative to ``directory`` when one is given, and resolved
     beneath it. Real attributes are regular files: a symlink is refused, never
     followed, and a FIFO or device node planted in a captured tree is not
     opened for reading (non-blocking open, then fstat), so it cannot hang the hook.
     """
+    limit = ATTRIBUTE_LIMITS[os.path.basename(path)]
     try:
         if directory is None:
             return read_regular_file(path, limit, follow_symlinks=False)
@@ -105,17 +110,23 @@ def read_devices(root: str, with_serial: bool = True) -> Tuple[List[UsbDevice], 
     top = devices_dir(root)
     notices: List[str] = []
     try:
-        names = os.listdir(top)
+        root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as error:
         if error.errno in _GONE:
             return [], [f"no USB bus at {top}: no USB labels on this node"]
-        return [], [f"cannot list {top}: {error.strerror}: no USB labels"]
-    try:
-        root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError as error:
         return [], [f"cannot open {root}: {error.strerror}: no USB labels"]
     devices = []
     try:
+        try:  # listed beneath the root too: no name from outside it reaches a notice
+            listing = open_path(os.path.join(*_DEVICES), os.O_RDONLY | os.O_DIRECTORY, dir_fd=root_fd, beneath=True)
+            try:
+                names = os.listdir(listing)
+            finally:
+                os.close(listing)
+        except OSError as error:
+            if error.errno in _GONE:
+                return [], [f"no USB bus at {top}: no USB labels on this node"]
+            return [], [f"cannot list {top}: {error.strerror}: no USB labels"]
         for name in names:
             if ":" in name:  # an interface, <device>:<cfg>.<n>
                 continue
@@ -156,7 +167,7 @@ def _read_device_in(directory: Directory, name: str, with_serial: bool, notices:
     interfaces = _read_interfaces(directory, name, notices)
     descriptors = None
     if not has_interface_classes(interfaces):
-        descriptors = _optional("descriptors", directory, name, notices, MAX_DESCRIPTORS_SIZE)
+        descriptors = _optional("descriptors", directory, name, notices)
     return UsbDevice(
         bus_path=name,
         vendor=vendor,
@@ -167,12 +178,12 @@ def _read_device_in(directory: Directory, name: str, with_serial: bool, notices:
     )
 
 
-def _optional(attribute: str, directory: Directory, name: str, notices: List[str], limit: int = _MAX_TEXT) -> Optional[bytes]:
+def _optional(attribute: str, directory: Directory, name: str, notices: List[str]) -> Optional[bytes]:
     """An attribute the device's labels do not depend on: unreadable, it is
     left empty with a notice, and the device keeps its labels (so the JSON
     view, which reads the serial, lists the same features as the file)."""
     try:
-        return read_attribute(attribute, limit, directory=directory)
+        return read_attribute(attribute, directory=directory)
     except Unreadable as error:
         notices.append(f"USB device {name}: {attribute} left empty: {error}")
         return None
