@@ -228,10 +228,12 @@ def _print_diff(rendered: api.Files, features_dir: Path, name: str, now: datetim
     summary on stderr (unless ``quiet``)."""
     from nfd_hooks.diff import summary
 
-    changes, found = api.diff(rendered, features_dir, name, now)
+    changes, found, notices = api.diff(rendered, features_dir, name, now)
     for change in changes:
         print(one_line(change.format()))
     if not quiet:
+        for notice in notices:
+            say(notice)
         say(summary(features_dir, name, found, changes))
 
 

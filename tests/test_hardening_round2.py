@@ -140,3 +140,49 @@ def test_a_devicetree_property_over_64_kib_replays_as_read_live(tmp_path):
     live, replay = live_and_replay(sysfs, tmp_path / "bundle")
     assert b"acme-board" not in live and b"beta.devicetree.org/arm-cortex-a72=4" in live
     assert replay == live
+
+
+# ---------------------------------------------------------------- 1: a symlink at our names in features.d is never followed
+
+
+def planted(tmp_path: Path, at: str) -> Path:
+    """features.d with a symlink named ``at`` to a 0600 file of label-shaped secret lines."""
+    secret = tmp_path / "shadow"
+    secret.write_bytes(SECRET + b"=1\nroot:$6$salt$hash:19000:0:99999:7:::\n")
+    os.chmod(secret, 0o600)
+    features = tmp_path / "features.d"
+    features.mkdir()
+    (features / at).symlink_to(secret)
+    return features
+
+
+PLANTED = ["nfd-hooks", "nfd-hooks.part-0123abcd"]
+
+
+@pytest.mark.parametrize("command", ["show", "write"])
+@pytest.mark.parametrize("at", PLANTED)
+def test_diff_never_prints_a_symlinked_file(tmp_path, command, at):
+    """show --diff and write --diff printed every line of the link's target as '- line=true'."""
+    features = planted(tmp_path, at)
+    done = run([command, "--diff", "--devicetree", str(RPI), "--no-usb", "--features-dir", str(features)])
+    assert done.returncode == 0, done.stderr
+    assert SECRET not in done.stdout + done.stderr and b"root:" not in done.stdout + done.stderr
+    assert f"{at} not read: a symbolic link (not followed)".encode() in done.stderr
+    assert (tmp_path / "shadow").read_bytes().startswith(SECRET)  # never written through
+    if command == "write":  # the link at the main name is replaced, the stale part's removed
+        assert sorted(os.listdir(features)) == [".nfd-hooks-tmp." + str(os.getuid()), "nfd-hooks"]
+        assert not (features / "nfd-hooks").is_symlink()
+
+
+@pytest.mark.parametrize("at", PLANTED)
+def test_watch_never_logs_a_symlinked_file(tmp_path, at):
+    """watch read the link's target as the existing file and logged its lines (kubectl logs)."""
+    from nfd_hooks.watch import Watch
+
+    features = planted(tmp_path, at)
+    logged: List[str] = []
+    watcher = Watch(api.Options(devicetree=RPI, use_usb=False), features, "nfd-hooks", log=logged.append, spacing=0)
+    watcher._sync(api.scan(watcher.options))
+    assert logged and not any(SECRET.decode() in line or "root:" in line for line in logged), logged
+    assert not (features / "nfd-hooks").is_symlink() and not (features / "nfd-hooks.part-0123abcd").exists()
+    assert (tmp_path / "shadow").read_bytes().startswith(SECRET)
