@@ -36,6 +36,9 @@ _TEMPORARY_SUFFIX = ".tmp"
 _RANDOM_PART = r"[a-z0-9_]{8}"
 # What follows --name in the name of a further file of a split output.
 _PART = re.escape(PART_INFIX) + "[0-9a-f]{8}"
+# Temporaries made in a row, each taken as stale by another writer's cleanup
+# before it could be locked, before giving up (once is already rare).
+_LOCK_TRIES = 8
 
 
 class Written(NamedTuple):
@@ -130,23 +133,47 @@ def _unlink(path: Path) -> None:
 
 
 def _replace(directory: Path, scratch: Path, target: Path, content: bytes) -> None:
+    fd, temporary = _locked_temporary(directory, scratch, target.name)
     try:
-        fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=_TEMPORARY_SUFFIX, dir=scratch)
-    except OSError as error:
-        raise OutputError(f"cannot create a file in {directory}: {error.strerror}") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # in use: remove_stale_temporaries leaves it alone
-        with os.fdopen(fd, "wb") as stream:
+        with os.fdopen(fd, "wb", closefd=False) as stream:
             stream.write(content)
             stream.flush()
             os.fsync(stream.fileno())
             os.fchmod(stream.fileno(), FILE_MODE)
-        os.replace(temporary, target)
+        os.replace(temporary, target)  # still locked: no other writer's cleanup can take it
     except BaseException as error:
         _unlink(Path(temporary))
         if isinstance(error, OSError):
             raise OutputError(f"cannot write {target}: {error.strerror or error}") from None
         raise
+    finally:
+        os.close(fd)  # the lock goes with it, once the temporary is renamed or removed
+
+
+def _locked_temporary(directory: Path, scratch: Path, name: str) -> Tuple[int, str]:
+    """A new temporary for ``name`` in ``scratch``, exclusively flocked: its fd and path.
+
+    Another writer on the same features.d (a ``write`` beside a ``watch``, two
+    watches) removes the temporaries it can lock as stale, so each one is
+    locked from just after its creation until after its rename. In the instant
+    between creation and lock, that cleanup may take it: the lock then finds it
+    unlinked, and another is made.
+    """
+    for _ in range(_LOCK_TRIES):
+        try:
+            fd, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=_TEMPORARY_SUFFIX, dir=scratch)
+        except OSError as error:
+            raise OutputError(f"cannot create a file in {directory}: {error.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # in use: remove_stale_temporaries leaves it alone
+            if os.fstat(fd).st_nlink > 0:
+                return fd, temporary
+        except OSError as error:
+            os.close(fd)
+            _unlink(Path(temporary))
+            raise OutputError(f"cannot write {directory / name}: {error.strerror or error}") from None
+        os.close(fd)  # removed as stale before it was locked: make another
+    raise OutputError(f"cannot write {directory / name}: its temporary files kept vanishing in {scratch}")
 
 
 def is_own_temporary(entry: str, name: str) -> bool:
@@ -159,9 +186,10 @@ def is_own_temporary(entry: str, name: str) -> bool:
 def remove_stale_temporaries(scratch: Path, name: str) -> None:
     """Remove this writer's temporaries for ``name`` that no live writer holds.
 
-    A writer keeps an exclusive flock on its temporary until the rename; one
-    that can be locked was left by a writer that died (SIGKILL, power cut).
-    Only names this writer makes are touched.
+    A writer keeps an exclusive flock on its temporary from its creation until
+    after its rename (``_locked_temporary``); one that can be locked was left by
+    a writer that died (SIGKILL, power cut). Only names this writer makes are
+    touched.
     """
     try:
         with os.scandir(scratch) as entries:
@@ -176,7 +204,8 @@ def remove_stale_temporaries(scratch: Path, name: str) -> None:
             continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            os.unlink(path)
+            if os.fstat(fd).st_ino == os.lstat(path).st_ino:  # still that file: not renamed meanwhile
+                os.unlink(path)
         except OSError:
             pass  # held by a live writer, or gone already
         finally:

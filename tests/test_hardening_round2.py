@@ -186,3 +186,73 @@ def test_watch_never_logs_a_symlinked_file(tmp_path, at):
     assert logged and not any(SECRET.decode() in line or "root:" in line for line in logged), logged
     assert not (features / "nfd-hooks").is_symlink() and not (features / "nfd-hooks.part-0123abcd").exists()
     assert (tmp_path / "shadow").read_bytes().startswith(SECRET)
+
+
+# ---------------------------------------------------------------- 3: two writers on one features.d
+
+
+def another_writers_cleanup(directory: Path, name: str = "nfd-hooks") -> None:
+    """What a second writer on ``directory`` does first: remove the temporaries it can lock."""
+    from nfd_hooks import writer
+
+    writer.remove_stale_temporaries(writer.temporary_directory(directory)[0], name)
+
+
+def test_a_temporary_is_locked_until_it_is_renamed(tmp_path, monkeypatch):
+    """The lock was released when the temporary was closed, before its rename: a second
+    writer's stale cleanup deleted it and the first failed ('No such file or directory')."""
+    from nfd_hooks import writer
+
+    real = os.replace
+
+    def replace_after_cleanup(source, target):
+        another_writers_cleanup(tmp_path)
+        real(source, target)
+
+    monkeypatch.setattr(writer.os, "replace", replace_after_cleanup)
+    writer.write_atomically(tmp_path, "nfd-hooks", b"new=1\n")
+    assert (tmp_path / "nfd-hooks").read_bytes() == b"new=1\n"
+
+
+def test_a_temporary_taken_before_it_is_locked_is_made_again(tmp_path, monkeypatch):
+    """Between its creation and its lock another writer's cleanup may take a temporary."""
+    from nfd_hooks import writer
+
+    real = writer.tempfile.mkstemp
+
+    def mkstemp_then_cleanup(*args, **kwargs):
+        made = real(*args, **kwargs)
+        if not getattr(mkstemp_then_cleanup, "done", False):
+            mkstemp_then_cleanup.done = True  # once: the next one is kept
+            another_writers_cleanup(tmp_path)
+        return made
+
+    monkeypatch.setattr(writer.tempfile, "mkstemp", mkstemp_then_cleanup)
+    writer.write_atomically(tmp_path, "nfd-hooks", b"new=1\n")
+    assert (tmp_path / "nfd-hooks").read_bytes() == b"new=1\n"
+    assert os.listdir(writer.temporary_directory(tmp_path)[0]) == []
+
+
+WRITER = """
+import sys
+from pathlib import Path
+from nfd_hooks.writer import write_files
+directory, me, rounds = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+for n in range(rounds):
+    parts = [("", f"{me}={n}\\n".encode())] + [(f".part-{i:08x}", f"{me}-{i}={n}\\n".encode()) for i in range(n % 3)]
+    write_files(directory, "nfd-hooks", parts)
+"""
+
+
+def test_two_concurrent_writers_never_fail(tmp_path):
+    """Two writers of one name (the write initContainer and a watch, or two watches) in
+    a race, split outputs included: every write of both succeeds and nothing is left over."""
+    rounds = 150
+    writers = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), me, str(rounds)], stderr=subprocess.PIPE)
+        for me in ("a", "b")
+    ]
+    outcomes = [(w.wait(120), w.stderr.read().decode()) for w in writers]
+    assert outcomes == [(0, ""), (0, "")]
+    assert os.listdir(tmp_path / f".nfd-hooks-tmp.{os.getuid()}") == []
+    assert (tmp_path / "nfd-hooks").read_bytes() in (f"a={rounds - 1}\n".encode(), f"b={rounds - 1}\n".encode())
