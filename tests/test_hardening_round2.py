@@ -256,3 +256,54 @@ def test_two_concurrent_writers_never_fail(tmp_path):
     assert outcomes == [(0, ""), (0, "")]
     assert os.listdir(tmp_path / f".nfd-hooks-tmp.{os.getuid()}") == []
     assert (tmp_path / "nfd-hooks").read_bytes() in (f"a={rounds - 1}\n".encode(), f"b={rounds - 1}\n".encode())
+
+
+# ---------------------------------------------------------------- 4: out-of-range and non-ASCII numbers in sysfs
+
+
+@pytest.mark.parametrize("number", ["1:99999999999999999999", "1:\u00b2", "\u0661:3", "4096:3", "1:-3", "1 3"])
+def test_a_malformed_dev_number_costs_readiness_not_the_file(tmp_path, number):
+    """A bound accelerator whose dev was 120:99999999999999999999 (OverflowError) or 120:\u00b2
+    (passed str.isdigit, failed int: ValueError) crashed the scan: write exited 1 with no
+    file, the devicetree labels lost too. Its node is DEVNAME=null, so that /dev (this
+    machine's) holds a character device by that name, as a bound device's would."""
+    from tests.fakehost import ClassDevice, add_pci_device
+
+    sysfs = tmp_path / "sys"
+    node = add_pci_device(sysfs, "0000:01:00.0", "1ac1", "089a", driver="apex", class_device=ClassDevice("apex", "null", 1, 3))
+    (node / "apex" / "null" / "dev").write_text(number + "\n")
+    features = tmp_path / "features.d"
+    features.mkdir()
+    done = run(["write", "--sysfs", str(sysfs), "--dev", "/dev", "--devicetree", str(RPI), "--no-usb",
+                "--features-dir", str(features)])
+    assert done.returncode == 0 and b"Traceback" not in done.stderr, done.stderr
+    written = (features / "nfd-hooks").read_text()
+    assert "beta.devicetree.org/raspberrypi-4-model-b=1" in written
+    assert "accelerator.feature.node.kubernetes.io/edgetpu.present=true" in written
+    assert "edgetpu.ready" not in written
+    assert "device node of null not checked" in done.stderr.decode()
+
+
+def test_the_real_number_still_makes_it_ready(tmp_path):
+    """The same device with the number /dev/null really has: ready."""
+    from tests.fakehost import ClassDevice, add_pci_device
+
+    sysfs = tmp_path / "sys"
+    add_pci_device(sysfs, "0000:01:00.0", "1ac1", "089a", driver="apex", class_device=ClassDevice("apex", "null", 1, 3))
+    options = api.Options(sysfs=sysfs, dev=Path("/dev"), use_devicetree=False, use_usb=False)
+    labels = {f.name: f.value for f in api.scan(options).features}
+    assert labels["accelerator.feature.node.kubernetes.io/edgetpu.ready"] == "true"
+
+
+@pytest.mark.parametrize("value", [b"300\n", b"\xc2\xb2\n", b"\xd9\xa1\n", b"99999999999999999999999\n"])
+def test_a_malformed_configuration_value_counts_every_interface(tmp_path, value):
+    """bConfigurationValue is one byte: anything else is unknown, with a notice, and the
+    device keeps the labels of its interfaces (300 left it with none before)."""
+    from tests.fakehost import NCS2, add_usb_device
+
+    sysfs = tmp_path / "sys"
+    add_usb_device(sysfs, NCS2)
+    (sysfs / NCS2.path / "bConfigurationValue").write_bytes(value)
+    result = api.scan(api.Options(sysfs=sysfs, usb_backend="sysfs", use_devicetree=False))
+    assert "feature.node.kubernetes.io/usb-ff_03e7_2485.present" in {f.name for f in result.features}
+    assert any("bConfigurationValue" in notice and "taken as unknown" in notice for notice in result.notices)

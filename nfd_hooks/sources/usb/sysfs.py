@@ -163,7 +163,7 @@ def _read_device_in(directory: Directory, name: str, with_serial: bool, notices:
         ids = (("idVendor", raw_vendor, 4), ("idProduct", raw_product, 4), ("bDeviceClass", raw_class, 2))
         notices.append(f"skipped USB device {name}: {_id_problem(ids)}")
         return None
-    active = active_configuration(_optional("bConfigurationValue", directory, name, notices))
+    active = active_configuration(_optional("bConfigurationValue", directory, name, notices), name, notices)
     interfaces = _read_interfaces(directory, name, notices)
     descriptors = None
     if not has_interface_classes(interfaces):

@@ -80,7 +80,7 @@ def _record(device: Any, interfaces: Dict[str, Optional[str]], with_serial: bool
         product=product,
         device_class=device_class,
         interface_classes=resolve_interface_classes(
-            active_configuration(_attribute(device, "bConfigurationValue")), interfaces, name, descriptors
+            active_configuration(_attribute(device, "bConfigurationValue"), name, notices), interfaces, name, descriptors
         ),
         serial=text_value(_attribute(device, "serial")) if with_serial else None,
     )
