@@ -307,3 +307,140 @@ def test_a_malformed_configuration_value_counts_every_interface(tmp_path, value)
     result = api.scan(api.Options(sysfs=sysfs, usb_backend="sysfs", use_devicetree=False))
     assert "feature.node.kubernetes.io/usb-ff_03e7_2485.present" in {f.name for f in result.features}
     assert any("bConfigurationValue" in notice and "taken as unknown" in notice for notice in result.notices)
+
+
+# ---------------------------------------------------------------- 5: a stranger's bundle manifest
+
+
+def forged_bundle(tmp_path: Path, edit) -> Path:
+    """The sample bundle with its manifest's text replaced by ``edit(manifest dict)``."""
+    import json
+    import shutil
+
+    from tests.conftest import FIXTURES
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(FIXTURES / "nodes" / "rpi4b-ncs2-webcam", bundle, symlinks=True)
+    manifest = bundle / "manifest.json"
+    manifest.write_text(edit(json.loads(manifest.read_text())))
+    return bundle
+
+
+def one_error(done: subprocess.CompletedProcess, code: int, *words: str) -> None:
+    stderr = done.stderr.decode("utf-8", "replace")
+    assert done.returncode == code and b"Traceback" not in done.stderr, stderr
+    assert stderr.startswith("nfd-hooks: error: ") and stderr.count("\n") == 1, stderr
+    assert all(word in stderr for word in words), stderr
+
+
+DEEP_JSON = '{"format": "nfd-hooks-bundle/1", "files": {}, "symlinks": {}, "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+
+
+def _with_key(kind: str, key: str):
+    import json
+
+    def edit(manifest):
+        manifest[kind][key] = "0" * 64 if kind == "files" else "../../../devices/x"
+        return json.dumps(manifest)
+
+    return edit
+
+
+def _nul_cut_to_a_real_file(manifest):
+    """A key that, cut at its NUL, names a real attribute file: its digest matches."""
+    import json
+
+    real = next(key for key in sorted(manifest["files"]) if key.endswith("/idVendor"))
+    manifest["files"][real + "\x00/idVendor"] = manifest["files"][real]
+    return json.dumps(manifest)
+
+
+@pytest.mark.parametrize("edit,words", [
+    (lambda _: DEEP_JSON, ["manifest.json: nested deeper than"]),
+    (_with_key("files", "sys/\ud800/idVendor"), ["names an unexpected file", "\\ud800"]),
+    (_with_key("symlinks", "sys/bus/usb/devices/\ud800"), ["names an unsafe symlink", "\\ud800"]),
+    (_nul_cut_to_a_real_file, ["names an unexpected file", "\\x00"]),
+], ids=["nested-100000", "surrogate-file", "surrogate-symlink", "nul-file"])
+@pytest.mark.parametrize("openat2", ["openat2", "refused"])
+def test_a_forged_manifest_is_one_error(tmp_path, edit, words, openat2):
+    """RecursionError, UnicodeEncodeError and (openat2 refused, as under seccomp) ValueError
+    were tracebacks; with openat2 a NUL silently cut the path short."""
+    bundle = forged_bundle(tmp_path, edit)
+    code = (
+        "import sys\nfrom nfd_hooks import safe_read\nsafe_read._openat2 = False\n"
+        "from nfd_hooks.cli import run\nsys.exit(run(sys.argv[1:]))\n"
+    )
+    args = ["show", "--replay", str(bundle)]
+    if openat2 == "refused":
+        done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, timeout=30)
+    else:
+        done = run(args)
+    one_error(done, 2, *words)
+
+
+@pytest.mark.parametrize("openat2", [None, False])
+def test_a_nul_in_a_path_is_refused_by_both_resolvers(tmp_path, monkeypatch, openat2):
+    """openat2 took the path as a C string, cut at its NUL ('sys\\0x' read 'sys'); the walk
+    raised ValueError. Both refuse it now, as an OSError every caller handles."""
+    monkeypatch.setattr(safe_read, "_openat2", openat2)
+    (tmp_path / "file").write_bytes(b"read by mistake\n")
+    root = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for path in ("file\x00whatever", "\ud800"):
+            with pytest.raises(OSError):
+                safe_read.read_regular_file(path, 100, dir_fd=root, beneath=True)
+    finally:
+        os.close(root)
+
+
+# ---------------------------------------------------------------- 6: a --catalog nested deep
+
+
+DEEP_TOML = "x = " + "[" * 100_000 + "]" * 100_000 + "\n"
+
+
+@pytest.mark.parametrize("text", [DEEP_TOML, "x = " + "{a = " * 50_000 + "1" + "}" * 50_000 + "\n"], ids=["arrays", "tables"])
+def test_a_deeply_nested_catalog_is_one_error(tmp_path, text):
+    """200 KB, under the 1 MiB limit: a RecursionError traceback."""
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(text)
+    one_error(run(["show", "--no-devicetree", "--no-usb", "--catalog", str(catalog)]), 2, str(catalog), "nested deeper than")
+
+
+def test_watch_survives_its_catalog_edited_into_a_deep_one(tmp_path):
+    """watch re-reads the catalog at every rescan, and died when it was edited into that shape."""
+    import time
+
+    catalog = tmp_path / "catalog.toml"
+    good = '[accelerators.acme]\nname = "Acme"\nusb = ["0403:6001"]\n'
+    catalog.write_text(good)
+    features = tmp_path / "features.d"
+    features.mkdir()
+    log = tmp_path / "watch.log"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "nfd_hooks", "watch", "--no-uevents", "--no-devicetree", "--no-usb",
+             "--interval", "0.2", "--catalog", str(catalog), "--features-dir", str(features)],
+            stdout=subprocess.DEVNULL, stderr=stderr,
+        )
+
+    def wait_for(text: bytes) -> None:
+        deadline = time.monotonic() + 20
+        while text not in log.read_bytes() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert text in log.read_bytes(), log.read_text()
+
+    try:
+        wait_for(b"nfd-hooks: watching ")
+        catalog.write_text(DEEP_TOML)
+        wait_for(b"rescan failed")
+        catalog.write_text(good)
+        wait_for(b"rescan works again")
+        assert process.poll() is None, log.read_text()
+        process.terminate()
+        assert process.wait(10) == 0, log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert b"Traceback" not in log.read_bytes()
