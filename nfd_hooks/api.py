@@ -182,7 +182,9 @@ def diff(
     """What writing the ``rendered`` files would add, remove or change in the features
     NFD reads from our files in ``directory`` (see ``nfd_hooks.diff``)."""
     from nfd_hooks import diff as differ  # lazy: only --diff compares
+    from nfd_hooks.writer import check_file_name
 
+    check_file_name(name)  # what write would refuse, show --diff refuses too
     now = now or datetime.now(timezone.utc)
     installed = differ.installed(directory, name, now)
     new = differ.features_of_files((content for _, content in rendered), now)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Iterator, List, NamedTuple, Sequence, Tuple
 
 from nfd_hooks.errors import InputError, OutputError, Terminated
-from nfd_hooks.features import PART_INFIX
+from nfd_hooks.features import PART_HASH_LENGTH, PART_INFIX
 
 FILE_MODE = 0o644
 # One per uid (the root one-shot hook and the 65534 watcher share features.d),
@@ -33,9 +33,12 @@ FILE_MODE = 0o644
 _TEMPORARY_DIRECTORY = ".nfd-hooks-tmp.{uid}"
 _TEMPORARY_SUFFIX = ".tmp"
 # What tempfile.mkstemp puts between prefix and suffix: 8 of [a-z0-9_].
-_RANDOM_PART = r"[a-z0-9_]{8}"
+_RANDOM_LENGTH = 8
+_RANDOM_PART = f"[a-z0-9_]{{{_RANDOM_LENGTH}}}"
 # What follows --name in the name of a further file of a split output.
-_PART = re.escape(PART_INFIX) + "[0-9a-f]{8}"
+_PART = re.escape(PART_INFIX) + f"[0-9a-f]{{{PART_HASH_LENGTH}}}"
+# The longest file name Linux filesystems take, in bytes.
+NAME_MAX = 255
 # Temporaries made in a row, each taken as stale by another writer's cleanup
 # before it could be locked, before giving up (once is already rare).
 _LOCK_TRIES = 8
@@ -51,9 +54,31 @@ class Written(NamedTuple):
 
 def check_file_name(name: str) -> None:
     """A plain file name NFD will read: not hidden, no directory part, no
-    control characters (they forge lines in logs and listings)."""
+    control characters (they forge lines in logs and listings), and short
+    enough for every name the writer makes from it, the temporary of a part
+    file the longest: a split output must not fail ("File name too long")
+    where a small one worked."""
     if not name or "/" in name or name.startswith(".") or any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
         raise InputError(f"--name {name!r} must be a plain file name, not starting with '.', without control characters")
+    extra = len(longest_name(""))
+    try:
+        size = len(os.fsencode(name))
+    except UnicodeError:
+        raise InputError(f"--name {name!r} cannot be a file name") from None
+    if size + extra > NAME_MAX:
+        raise InputError(
+            f"--name is {size} bytes, at most {NAME_MAX - extra}: the temporaries of its part files "
+            f"add {extra} to it, and a file name is at most {NAME_MAX} bytes"
+        )
+
+
+def longest_name(name: str) -> str:
+    """The longest file name the writer makes for ``name``: a part file's temporary."""
+    return _temporary_prefix(name + PART_INFIX + "0" * PART_HASH_LENGTH) + "x" * _RANDOM_LENGTH + _TEMPORARY_SUFFIX
+
+
+def _temporary_prefix(target: str) -> str:
+    return f".{target}."
 
 
 def write_atomically(directory: Path, name: str, content: bytes) -> Path:
@@ -161,7 +186,7 @@ def _locked_temporary(directory: Path, scratch: Path, name: str) -> Tuple[int, s
     """
     for _ in range(_LOCK_TRIES):
         try:
-            fd, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=_TEMPORARY_SUFFIX, dir=scratch)
+            fd, temporary = tempfile.mkstemp(prefix=_temporary_prefix(name), suffix=_TEMPORARY_SUFFIX, dir=scratch)
         except OSError as error:
             raise OutputError(f"cannot create a file in {directory}: {error.strerror}") from None
         try:

@@ -444,3 +444,31 @@ def test_watch_survives_its_catalog_edited_into_a_deep_one(tmp_path):
             process.kill()
             process.wait()
     assert b"Traceback" not in log.read_bytes()
+
+
+# ---------------------------------------------------------------- 8: --name as long as every name made from it allows
+
+
+@pytest.mark.parametrize("command", ["write", "watch", "show --diff"])
+@pytest.mark.parametrize("length", [228, 241, 242, 255, 256])
+def test_a_name_too_long_for_the_writers_names_is_exit_2(tmp_path, command, length):
+    """242 to 255 bytes exited 1 ('File name too long' from the temporary); 241 worked
+    until the node's output split and its part files' temporaries were longer still."""
+    features = tmp_path / "features.d"
+    features.mkdir()
+    done = run([*command.split(), "--no-devicetree", "--no-usb", *["--no-uevents"] * (command == "watch"),
+                "--features-dir", str(features), "--name", "n" * length])
+    one_error(done, 2, "--name is", "at most 227")
+    assert os.listdir(features) == []
+
+
+def test_the_longest_name_allowed_survives_a_split(tmp_path):
+    """227 bytes: the main file, a part file and both their temporaries all fit."""
+    from nfd_hooks import writer
+    from nfd_hooks.errors import InputError
+
+    name = "n" * 227
+    written = writer.write_files(tmp_path, name, [("", b"a=1\n"), (".part-0123abcd", b"b=1\n")])
+    assert written.target.read_bytes() == b"a=1\n" and (tmp_path / (name + ".part-0123abcd")).is_file()
+    with pytest.raises(InputError):  # was OutputError ('File name too long'): exit 1
+        writer.write_files(tmp_path, "n" * 241, [("", b"a=1\n"), (".part-0123abcd", b"b=1\n")])
