@@ -472,3 +472,99 @@ def test_the_longest_name_allowed_survives_a_split(tmp_path):
     assert written.target.read_bytes() == b"a=1\n" and (tmp_path / (name + ".part-0123abcd")).is_file()
     with pytest.raises(InputError):  # was OutputError ('File name too long'): exit 1
         writer.write_files(tmp_path, "n" * 241, [("", b"a=1\n"), (".part-0123abcd", b"b=1\n")])
+
+
+# ---------------------------------------------------------------- 9: stdout and stderr that fail
+
+
+def run_to(stdout, stderr, args: List[str], timeout: float = 30) -> subprocess.CompletedProcess:
+    """``nfd-hooks ARGS`` with the given stdout and stderr (files, /dev/full, a closed pipe)."""
+    try:
+        return subprocess.run([sys.executable, "-m", "nfd_hooks", *args], stdout=stdout, stderr=stderr, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"nfd-hooks {' '.join(args)} still running after {timeout} s")
+
+
+@pytest.mark.parametrize("args", [
+    ["show", "--format", "nfd"], ["show", "--format", "json"], ["show", "--format", "table"], ["--version"], ["--help"],
+], ids=lambda args: " ".join(args))
+def test_a_full_stdout_is_one_line_and_exit_1(tmp_path, args):
+    """show > /dev/full printed a 41-line traceback, in any format."""
+    if args[0] == "show":
+        args = [*args, "--devicetree", str(RPI), "--no-usb"]
+    with open("/dev/full", "wb") as full, (tmp_path / "err").open("wb") as err:
+        done = run_to(full, err, args)
+    stderr = (tmp_path / "err").read_text()
+    assert done.returncode == 1 and "Traceback" not in stderr, stderr
+    assert stderr.startswith("nfd-hooks: error: cannot write") and stderr.count("\n") == 1, stderr
+    assert "No space left on device" in stderr
+
+
+def test_write_diff_to_a_full_stdout_still_writes_the_file(tmp_path):
+    """The file is the job: the diff's lines are printed once it is written."""
+    features = tmp_path / "features.d"
+    features.mkdir()
+    with open("/dev/full", "wb") as full, (tmp_path / "err").open("wb") as err:
+        done = run_to(full, err, ["write", "--diff", "--devicetree", str(RPI), "--no-usb", "--features-dir", str(features)])
+    stderr = (tmp_path / "err").read_text()
+    assert done.returncode == 1 and "Traceback" not in stderr and stderr.count("nfd-hooks: error:") == 1, stderr
+    assert "raspberrypi-4-model-b=1" in (features / "nfd-hooks").read_text()
+
+
+def test_a_reader_that_stops_reading_ends_the_run_quietly(tmp_path):
+    """show | head: EPIPE is the reader's choice, exit 0 and nothing on stderr."""
+    process = subprocess.Popen([sys.executable, "-m", "nfd_hooks", "show", "--devicetree", str(RPI), "--no-usb",
+                                "--format", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # before it writes a byte
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0 and stderr == b"", stderr
+
+
+@pytest.mark.parametrize("stderr", ["full", "closed"])
+def test_write_with_an_unwritable_stderr_writes_its_file(tmp_path, stderr):
+    features = tmp_path / "features.d"
+    features.mkdir()
+    args = [sys.executable, "-m", "nfd_hooks", "write", "--devicetree", str(RPI), "--no-usb", "--features-dir", str(features)]
+    if stderr == "full":
+        with open("/dev/full", "wb") as full:
+            done = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=full, timeout=30)
+    else:
+        done = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30,
+                              preexec_fn=lambda: os.close(2))
+    assert done.returncode == 0
+    assert "raspberrypi-4-model-b=1" in (features / "nfd-hooks").read_text()
+
+
+@pytest.mark.parametrize("stderr", ["full", "closed"])
+def test_watch_with_an_unwritable_stderr_keeps_watching(tmp_path, stderr):
+    """watch exited 1 at its first log line when stderr could not be written."""
+    import signal
+    import time
+
+    features = tmp_path / "features.d"
+    features.mkdir()
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text('[accelerators.acme]\nname = "Acme"\ndevicetree = ["acme,none"]\n')
+    args = [sys.executable, "-m", "nfd_hooks", "watch", "--no-uevents", "--devicetree", str(RPI), "--no-usb",
+            "--interval", "0.2", "--catalog", str(catalog), "--features-dir", str(features)]
+    full = open("/dev/full", "wb")
+    try:
+        process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=full if stderr == "full" else subprocess.DEVNULL,
+                                   preexec_fn=None if stderr == "full" else (lambda: os.close(2)))
+    finally:
+        full.close()
+    try:
+        deadline = time.monotonic() + 20
+        while not (features / "nfd-hooks").exists() and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        catalog.write_text('[accelerators.acme]\nname = "Acme"\ndevicetree = ["brcm,bcm2711"]\n')  # a change to log
+        while "acme.present" not in (features / "nfd-hooks").read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert process.poll() is None, f"watch exited {process.returncode}"
+        assert "accelerator.feature.node.kubernetes.io/acme.present=true" in (features / "nfd-hooks").read_text()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
