@@ -188,6 +188,19 @@ def test_watch_never_logs_a_symlinked_file(tmp_path, at):
     assert (tmp_path / "shadow").read_bytes().startswith(SECRET)
 
 
+
+def test_check_of_a_directory_reads_no_link_out_of_it(tmp_path):
+    """check DIR read a features.d symlink to any file and printed its lines in its
+    problems; one staying in DIR is still read, as NFD reads it."""
+    features = planted(tmp_path, "zz-planted")
+    (features / "10-own").write_text("example.com/a=1\n")
+    (features / "20-alias").symlink_to(features / "10-own")  # absolute, but inside
+    done = run(["check", str(features)])
+    assert SECRET not in done.stdout + done.stderr and b"root:" not in done.stdout + done.stderr
+    assert b"zz-planted: warning: a symbolic link out of" in done.stdout
+    assert b"20-alias:1: warning: label 'example.com/a'='1' overrides" in done.stdout
+
+
 # ---------------------------------------------------------------- 3: two writers on one features.d
 
 
