@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from nfd_hooks.errors import InputError
 from nfd_hooks.safe_read import DIRECTORY, FILE, Tree, entries, read_regular_file
 from nfd_hooks.sources.devicetree.blob import MAX_BLOB_SIZE, MAX_DEPTH, BlobNode, is_blob_name, looks_like_blob, parse_blob
-from nfd_hooks.sources.devicetree.tree import LIVE_TREE
+from nfd_hooks.sources.devicetree.tree import LIVE_TREE, devicetree_directory_problem
 
 FDT = "firmware/fdt"  # the blob the kernel booted with, under the sysfs root
 
@@ -163,6 +163,9 @@ def capture_devicetree(sysfs: Path, devicetree: Optional[Path], notices: List[st
             except OSError as error:
                 raise InputError(f"{devicetree}: cannot read devicetree: {error.strerror}") from None
             with named:
+                problem = devicetree_directory_problem(named)
+                if problem:  # before a walk of it: /tmp is no tree
+                    raise InputError(f"{devicetree}: {problem}")
                 return build_blob(read_live_tree(named)), str(devicetree)
         data = read_regular(devicetree, MAX_BLOB_SIZE + 1)
         if data is None:
@@ -191,6 +194,9 @@ def _capture_node(sysfs: Tree, notices: List[str]) -> Tuple[Optional[bytes], Opt
         notices.append(f"no devicetree at {sysfs.path(LIVE_TREE)}{why}: the bundle has none")
         return None, None
     with live:
+        if devicetree_directory_problem(live):  # torn or emptied: no tree to read, as for the scan
+            notices.append(f"no devicetree at {live.shown} (no 'name' or 'compatible' at its top): the bundle has none")
+            return None, None
         tree = read_live_tree(live)
     fdt = sysfs.path(FDT)
     try:

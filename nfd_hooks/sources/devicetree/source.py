@@ -23,7 +23,7 @@ from nfd_hooks.safe_read import NotARegularFile, Tree, read_regular_file
 from nfd_hooks.sources.base import SourceReport
 from nfd_hooks.sources.devicetree.naming import decode, label_name
 from nfd_hooks.sources.devicetree.result import DevicetreeFound, LabelMade, NodeSeen
-from nfd_hooks.sources.devicetree.tree import LIVE_TREE, MAX_PROPERTY_SIZE, DtNode, open_live_tree, walk
+from nfd_hooks.sources.devicetree.tree import LIVE_TREE, MAX_PROPERTY_SIZE, DtNode, devicetree_directory_problem, open_live_tree, walk
 
 if TYPE_CHECKING:
     from nfd_hooks.options import Options
@@ -85,12 +85,19 @@ def compatible_strings(raw: Optional[bytes]) -> List[bytes]:
 
 def read_devicetree(path: Path, notices: List[str]) -> Tuple[DtNode, str, Optional[Tree]]:
     """Open ``path`` (named by the user) as a live tree or a DTB: the root, the
-    reader used, and the tree to close once read (None for a blob)."""
+    reader used, and the tree to close once read (None for a blob).
+
+    InputError when it is neither (a directory without a tree's top: see
+    ``tree.devicetree_directory_problem``, which looks beneath the opened tree)."""
     if path.is_dir():
         try:
             tree = Tree.open(str(path))
         except OSError as error:
             raise InputError(f"{path}: cannot read devicetree: {error.strerror}") from None
+        problem = devicetree_directory_problem(tree)
+        if problem:
+            tree.close()
+            raise InputError(f"{path}: {problem}")
         return open_live_tree(tree, notices), "tree", tree
     from nfd_hooks.sources.devicetree.blob import MAX_BLOB_SIZE, looks_like_blob, parse_blob  # live nodes have no blob
 
@@ -118,6 +125,11 @@ def _open_live(options: DevicetreeOptions, notices: List[str]) -> Optional[Tuple
         return None
     except OSError as error:
         notices.append(f"skipped the devicetree at {options.path}: {error.strerror}: no devicetree labels on this node")
+        return None
+    if devicetree_directory_problem(tree):
+        # The node's own live tree, torn or emptied: the file is written without it.
+        tree.close()
+        notices.append(f"no devicetree at {options.path} (no 'name' or 'compatible' at its top): no devicetree labels")
         return None
     return open_live_tree(tree, notices), "tree", tree
 

@@ -8,6 +8,7 @@ reader lists directories and opens only the properties asked for.
 from __future__ import annotations
 
 import os
+import stat
 from typing import Iterator, List, Optional, Protocol, Sequence, Tuple
 
 from nfd_hooks.safe_read import DIRECTORY, NotARegularFile, Tree, entries, read_regular_file
@@ -124,6 +125,48 @@ class FsNode:
         except OSError as error:  # a symlink (live trees have none), EIO, EACCES: say which
             self._notices.append(f"skipped devicetree property {self._tree.path(relative)}: {error.strerror}")
             return None
+
+
+# What the top of every live tree holds: Linux gives each node a ``name`` file
+# (the root's is empty) and a board's root its ``compatible``. Looked up, not
+# listed: a directory that is not a tree (/tmp, a bundle) is told by two lstat
+# calls, never by walking it.
+ROOT_MARKERS = ("name", "compatible")
+
+
+def devicetree_directory_problem(tree: Tree) -> Optional[str]:
+    """Why ``tree`` is not laid out as a devicetree (None when it is): it needs a
+    regular file ``name`` or ``compatible`` at its top, as every live tree's root
+    has. Says where the tree is when ``tree`` holds one below, looked up beneath
+    it (``Tree.subtree``): no symlink there is followed out of it."""
+    if _has_top(tree):
+        return None
+    problem = "not a devicetree directory (no 'name' or 'compatible' file at its top, as a live tree has)"
+    if _has_top_below(tree, LIVE_TREE):
+        return f"{problem}; it is a sysfs root: did you mean --sysfs {tree.shown}?"
+    if _has_top_below(tree, "base"):
+        return f"{problem}: did you mean {tree.path('base')}?"
+    return problem
+
+
+def _has_top(tree: Tree) -> bool:
+    return any(_is_regular(tree.fd, marker) for marker in ROOT_MARKERS)
+
+
+def _has_top_below(tree: Tree, relative: str) -> bool:
+    try:
+        below = tree.subtree(relative)
+    except OSError:
+        return False
+    with below:
+        return _has_top(below)
+
+
+def _is_regular(directory: int, name: str) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(name, dir_fd=directory).st_mode)
+    except OSError:
+        return False
 
 
 def open_live_tree(tree: Tree, notices: List[str]) -> FsNode:
