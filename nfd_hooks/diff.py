@@ -11,6 +11,7 @@ directory (a later file overrides an earlier key).
 from __future__ import annotations
 
 import os
+import stat
 from datetime import datetime
 from pathlib import Path
 from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
@@ -94,12 +95,15 @@ def installed(directory: Path, name: str, now: datetime) -> Installed:
     skipped = []
     for path in our_files(directory, name):
         try:
+            mode = os.lstat(path).st_mode
+            if stat.S_ISDIR(mode):
+                raise InputError(f"cannot read {path} to compare with: a directory")
+            if not stat.S_ISREG(mode):  # a socket, a device: not opened at all
+                raise SymlinkRefused() if stat.S_ISLNK(mode) else NotARegularFile()
             content = read_regular_file(str(path), MAX_FILE_SIZE + 1, follow_symlinks=False)
         except FileNotFoundError:
             continue
         except (SymlinkRefused, NotARegularFile) as error:
-            if isinstance(error, NotARegularFile) and os.path.isdir(path):
-                raise InputError(f"cannot read {path} to compare with: a directory") from None
             skipped.append(f"{path} not read: {error.strerror}; compared as absent (a write replaces it)")
             continue
         except OSError as error:
