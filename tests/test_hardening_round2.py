@@ -13,6 +13,7 @@ from typing import List
 import pytest
 
 from nfd_hooks import api, safe_read
+from nfd_hooks.errors import InputError
 from tests.conftest import DTB_DIR
 from tests.fdt_expand import expand
 
@@ -94,6 +95,32 @@ def test_a_devicetree_linked_to_the_root_is_refused_at_once(tmp_path):
     done = run(["show", "--sysfs", str(sysfs), "--no-usb"], timeout=10)
     assert done.returncode == 0, done.stderr
     assert b"leads outside" in done.stderr and b"beta.devicetree.org" not in done.stdout
+
+
+def test_the_devicetree_directory_check_follows_no_link_out(tmp_path, resolver):
+    """Issue 26's "is this a devicetree directory" looks at the opened tree, not at path
+    text: a 'name' linked out of it is no top, and its hints (a 'base' or a sysfs root
+    below) are looked up beneath it, so a link to a real tree elsewhere gives none."""
+    outside = secret_tree(tmp_path / "outside")
+    (outside / "base" / "name").write_bytes(b"\0")
+    named = tmp_path / "named"
+    named.mkdir()
+    (named / "name").symlink_to(outside / "base" / "name")
+    (named / "base").symlink_to(outside / "base")
+    with pytest.raises(InputError) as refused:
+        api.scan(api.Options(devicetree=named, use_usb=False))
+    assert "not a devicetree directory" in str(refused.value) and "did you mean" not in str(refused.value)
+    (named / "base").unlink()
+    (named / "base").mkdir()
+    (named / "base" / "name").write_bytes(b"\0")
+    with pytest.raises(InputError, match="did you mean .*named/base"):
+        api.scan(api.Options(devicetree=named, use_usb=False))
+    sysfs = tmp_path / "sys"
+    (sysfs / "firmware" / "devicetree").mkdir(parents=True)
+    (sysfs / "firmware" / "devicetree" / "base").symlink_to(outside / "base")
+    result = api.scan(api.Options(sysfs=sysfs, use_usb=False))
+    assert any("leads outside" in notice for notice in result.notices), result.notices
+    assert not any(f.name.startswith("beta.devicetree.org") for f in result.features)
 
 
 # ---------------------------------------------------------------- 7: capture and replay agree at every size limit
