@@ -187,7 +187,8 @@ def sized(value: bytes, size: int, where: str, filler: bytes = b" ") -> bytes:
 def test_capture_then_replay_prints_what_the_node_printed(case):
     count("limit-replay")
     attribute, size, where = case
-    event(f"{attribute} {'under' if size < (MAX_PROPERTY_SIZE if attribute in ('compatible', 'model', 'cpu-compatible') else ATTRIBUTE_LIMITS[attribute]) else 'at or over'} its limit")
+    limit = MAX_PROPERTY_SIZE if attribute in ("compatible", "model", "cpu-compatible") else ATTRIBUTE_LIMITS[attribute]
+    event(f"{attribute} {'under' if size < limit else 'at or over'} its limit")
     with tempfile.TemporaryDirectory(dir=SCRATCH) as scratch:
         sysfs = Path(scratch) / "sys"
         add_usb_device(sysfs, NCS2)
