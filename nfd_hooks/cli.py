@@ -270,10 +270,12 @@ class ReaderGone(Exception):
 
 
 def _out(text: Union[str, bytes]) -> None:
-    """``text`` on stdout, flushed: a stdout that cannot take it (a full disk, EIO)
-    is an OutputError, one line and exit 1, never a traceback; EPIPE is ReaderGone."""
+    """``text`` on stdout, flushed: a stdout that cannot take it (a full disk, EIO,
+    a closed descriptor) is an OutputError, one line and exit 1, never a traceback; EPIPE is ReaderGone."""
     if not text:
         return
+    if sys.stdout is None:  # started with no descriptor 1 at all (>&-)
+        raise OutputError("cannot write to standard output: it is closed")
     try:
         if isinstance(text, bytes):
             sys.stdout.buffer.write(text)
@@ -321,7 +323,7 @@ def run(argv: Optional[List[str]] = None) -> int:
         return _fail(usage_message(error), InputError.exit_code)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
-    except ReaderGone:  # the reader of our stdout stopped reading (show | head): done
+    except (ReaderGone, BrokenPipeError):  # the reader of our stdout stopped reading (show | head, --help | head): done
         return 0
     except OSError as error:  # click's own output (--help) to a stdout that cannot take it
         return _fail(f"cannot write: {error.strerror or error}", OutputError.exit_code)

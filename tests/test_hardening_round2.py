@@ -612,3 +612,15 @@ def test_watch_with_an_unwritable_stderr_keeps_watching(tmp_path, stderr):
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.mark.parametrize("args", [["show", "--devicetree", str(RPI), "--no-usb"], ["--version"]], ids=["show", "version"])
+def test_no_stdout_at_all_is_one_line_and_exit_1(tmp_path, args):
+    """Found by the failing-streams strategy: started with descriptor 1 closed (>&-),
+    Python has no sys.stdout, and show printed an AttributeError traceback."""
+    with (tmp_path / "err").open("wb") as err:
+        done = subprocess.run([sys.executable, "-m", "nfd_hooks", *args], stdout=subprocess.DEVNULL, stderr=err,
+                              timeout=30, preexec_fn=lambda: os.close(1))
+    stderr = (tmp_path / "err").read_text()
+    assert done.returncode == 1 and "Traceback" not in stderr, stderr
+    assert stderr == "nfd-hooks: error: cannot write to standard output: it is closed\n", stderr
