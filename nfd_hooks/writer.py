@@ -283,7 +283,7 @@ def temporary_directory(directory: Path) -> Tuple[Path, bool]:
     scratch = directory / _TEMPORARY_DIRECTORY.format(uid=os.getuid())
     created = True
     try:
-        os.mkdir(scratch)
+        os.mkdir(scratch, 0o700)  # private from its creation: a second writer may look at once
         os.chmod(scratch, 0o700)  # whatever the umask
     except FileExistsError:
         created = False

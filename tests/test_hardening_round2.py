@@ -624,3 +624,25 @@ def test_no_stdout_at_all_is_one_line_and_exit_1(tmp_path, args):
     stderr = (tmp_path / "err").read_text()
     assert done.returncode == 1 and "Traceback" not in stderr, stderr
     assert stderr == "nfd-hooks: error: cannot write to standard output: it is closed\n", stderr
+
+
+def test_a_second_writer_finds_the_new_scratch_directory_private(tmp_path, monkeypatch):
+    """Found by the long run of the two-writers strategy: the first writer made the
+    scratch directory with the umask's mode and chmod-ed it after; a second writer
+    looking in between refused it as 'not a private directory of this user'."""
+    from nfd_hooks import writer
+
+    real = os.chmod
+    seen = []
+
+    def second_writer_first(path, mode, *args, **kwargs):
+        seen.append(writer.temporary_directory(tmp_path))  # raised OutputError before the fix
+        real(path, mode, *args, **kwargs)
+
+    old_umask = os.umask(0o022)
+    try:
+        monkeypatch.setattr(writer.os, "chmod", second_writer_first)
+        writer.write_atomically(tmp_path, "nfd-hooks", b"new=1\n")
+    finally:
+        os.umask(old_umask)
+    assert seen and (tmp_path / "nfd-hooks").read_bytes() == b"new=1\n"
