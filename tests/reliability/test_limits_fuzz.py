@@ -107,10 +107,11 @@ def test_a_hex_id_is_four_ascii_hex_digits_or_none(text):
     configuration=st.one_of(st.just(None), numbers.filter(lambda s: "\0" not in s)),
     interface_config=st.one_of(st.just("1"), digit_runs.filter(lambda s: s and "/" not in s and "\0" not in s and s.strip() == s)),
     vendor=st.one_of(st.just("03e7"), st.text(st.sampled_from("03e7\uff10\u0663x "), min_size=1, max_size=6)),
+    pci_vendor=st.one_of(st.just("0x1ac1"), st.text(st.sampled_from("0x1acAC\uff11\u0661 \t"), min_size=1, max_size=8)),
 )
-def test_odd_numbers_cost_no_file_and_no_other_device(dev, configuration, interface_config, vendor):
+def test_odd_numbers_cost_no_file_and_no_other_device(dev, configuration, interface_config, vendor, pci_vendor):
     """A scan of a Pi 4B with an NCS2 and a bound Coral PCIe whose numbers are odd: no
-    exception, the devicetree labels kept, the NCS2 labelled whenever its own ids are sound."""
+    exception, the devicetree labels kept, the NCS2 and the Coral labelled whenever their ids are sound."""
     count("number-scan")
     with tempfile.TemporaryDirectory(dir=SCRATCH) as scratch:
         sysfs = Path(scratch) / "sys"
@@ -133,11 +134,13 @@ def test_odd_numbers_cost_no_file_and_no_other_device(dev, configuration, interf
             except OSError:
                 event("interface name not possible")
         (device / "idVendor").write_bytes(vendor.encode() + b"\n")
+        (node / "vendor").write_bytes(pci_vendor.encode() + b"\n")
+        coral = re.fullmatch(r"0x1ac1", pci_vendor.strip(" \t").lower()) is not None
         options = api.Options(sysfs=sysfs, dev=Path("/dev"), devicetree=RPI, usb_backend="sysfs")
         result = api.scan(options)
         labels = {f.name: f.value for f in result.features if f.label}
         assert labels["beta.devicetree.org/raspberrypi-4-model-b"] == "1"
-        assert labels["accelerator.feature.node.kubernetes.io/edgetpu.present"] == "true"
+        assert (labels.get("accelerator.feature.node.kubernetes.io/edgetpu.present") == "true") == coral, pci_vendor
         stripped = vendor.strip(" ")
         sound_ids = stripped == "03e7"
         event(f"NCS2 ids {'sound' if sound_ids else 'odd'}")
