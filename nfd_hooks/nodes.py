@@ -8,6 +8,7 @@ other options are given) and both files are compared as NFD reads them
 (``subset``): a hand-written file of what placement rules select on.
 """
 
+import stat
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
@@ -36,7 +37,12 @@ class Outcome(NamedTuple):
 
 
 def is_bundle(path: Path) -> bool:
-    return (path / MANIFEST).is_file()
+    """Whether ``path`` holds a manifest; OSError when it cannot be told (a directory
+    this uid may not search: Path.is_file lets PermissionError through)."""
+    try:
+        return stat.S_ISREG((path / MANIFEST).stat().st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
 
 
 def find_bundles(paths: Iterable[Path]) -> Tuple[List[Path], List[str]]:
@@ -47,20 +53,27 @@ def find_bundles(paths: Iterable[Path]) -> Tuple[List[Path], List[str]]:
     bundles: List[Path] = []
     notices: List[str] = []
     for path in paths:
-        if is_bundle(path):
-            bundles.append(path)
-            continue
-        if not path.is_dir():
-            raise InputError(f"{path}: no such directory (a bundle, or a directory of bundles, from 'nfd-hooks capture')")
         try:
+            if is_bundle(path):
+                bundles.append(path)
+                continue
+            if not path.is_dir():
+                raise InputError(f"{path}: no such directory (a bundle, or a directory of bundles, from 'nfd-hooks capture')")
             children = sorted(child for child in path.iterdir() if child.is_dir())
         except OSError as error:
             raise InputError(f"{path}: cannot list: {error.strerror or error}") from None
-        found = [child for child in children if is_bundle(child)]
+        found = []
+        for child in children:
+            try:
+                if is_bundle(child):
+                    found.append(child)
+                    continue
+                notices.append(f"skipped {child}: not a bundle (no {MANIFEST})")
+            except OSError as error:  # e.g. another uid's private directory: no bundle of this user's
+                notices.append(f"skipped {child}: cannot read: {error.strerror or error}")
         if not found:
             raise InputError(f"{path}: no bundle in it (a bundle is a directory with {MANIFEST}, from 'nfd-hooks capture')")
         bundles += found
-        notices += [f"skipped {child}: not a bundle (no {MANIFEST})" for child in children if child not in found]
     return list(dict.fromkeys(bundles)), notices
 
 

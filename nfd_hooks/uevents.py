@@ -42,8 +42,10 @@ class Uevents(Events):
         super().__init__(stop)
         import pyudev
 
+        from nfd_hooks.libraries import udev_context
+
         self.description = "uevents of " + ", ".join(subsystems)
-        self.monitor = pyudev.Monitor.from_netlink(pyudev.Context(), source="kernel")
+        self.monitor = pyudev.Monitor.from_netlink(udev_context(), source="kernel")
         for subsystem in subsystems:  # a uevent of any of them passes
             self.monitor.filter_by(subsystem)
         self.monitor.start()

@@ -47,3 +47,31 @@ def debian_tool(command: str, package: str) -> str:
 
 def run(args: List[str], timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(args, capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def live_tree(dtb: Path, base: Path) -> None:
+    """Lay a DTB out as the kernel does under /sys/firmware/devicetree/base (``base``):
+    a directory per node, a file per property (raw bytes), a `name` file per node."""
+    import struct
+
+    from pyfdt.pyfdt import FdtBlobParse, FdtNode, FdtPropertyBytes, FdtPropertyStrings, FdtPropertyWords
+
+    def lay(node, directory: Path) -> None:
+        directory.mkdir(parents=True)
+        if node.get_name() != "/":
+            (directory / "name").write_bytes(node.get_name().split("@")[0].encode() + b"\0")
+        for item in node:
+            if isinstance(item, FdtNode):
+                lay(item, directory / item.get_name())
+            elif isinstance(item, FdtPropertyStrings):
+                (directory / item.get_name()).write_bytes(b"".join(s.encode() + b"\0" for s in item.strings))
+            elif isinstance(item, FdtPropertyWords):
+                (directory / item.get_name()).write_bytes(struct.pack(f">{len(item.words)}I", *item.words))
+            elif isinstance(item, FdtPropertyBytes):
+                (directory / item.get_name()).write_bytes(bytes(b & 0xFF for b in item.bytes))
+            else:
+                (directory / item.get_name()).write_bytes(b"")
+
+    with dtb.open("rb") as stream:
+        root = FdtBlobParse(stream).to_fdt().get_rootnode()
+    lay(root, base)

@@ -7,6 +7,9 @@ runs --no-usb, and the exact comparison reported each extra label twice."""
 import inspect
 import os
 import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import click
@@ -186,3 +189,32 @@ def test_an_expected_file_that_is_no_regular_file_is_an_error_not_a_hang(tmp_pat
         f"ERROR {fifo}: cannot read expected.features: not a regular file",
         f"ok    {good} (1 listed labels and raw features match)",
     ]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run as uid 65534")
+def test_a_directory_this_uid_cannot_search_is_skipped_in_one_line():
+    """Found in the image, where the tool runs as 65534: a root-owned 0700 directory beside
+    the bundles (the writer's scratch directory, another user's bundle) gave a traceback."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("setpriv (util-linux) not installed")
+    with tempfile.TemporaryDirectory(prefix="nfd-hooks-uid-") as top:  # pytest's tmp_path is private to root
+        os.chmod(top, 0o755)
+        nodes = Path(top) / "nodes"
+        good = bundle_with(nodes, "good", "beta.devicetree.org/brcm-bcm2711=1\n")
+        private = bundle_with(nodes, "private", "beta.devicetree.org/brcm-bcm2711=1\n")
+        for directory, _, _ in os.walk(top):
+            os.chmod(directory, 0o755)
+        private.chmod(0o700)
+
+        def as_nobody(*args):
+            done = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable,
+                                   "-m", "nfd_hooks", "test", *map(str, args)], capture_output=True, timeout=60, cwd=ROOT)
+            return done.returncode, done.stdout.decode(), done.stderr.decode()
+
+        code, out, err = as_nobody("--subset", nodes)
+        assert (code, out) == (0, f"ok    {good} (1 listed labels and raw features match)\n"), err
+        assert err.splitlines()[0] == f"nfd-hooks: skipped {private}: cannot read: Permission denied"
+        shutil.rmtree(good)
+        assert as_nobody(nodes) == (2, "", f"nfd-hooks: error: {nodes}: no bundle in it (a bundle is a directory "
+                                           "with manifest.json, from 'nfd-hooks capture')\n")

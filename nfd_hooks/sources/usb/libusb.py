@@ -29,10 +29,11 @@ def read_devices(with_serial: bool = True) -> Tuple[List[UsbDevice], List[str]]:
     The serial number needs a control transfer (opening the device), so it is
     read only when a label uses it.
     """
-    import usb.backend.libusb1
     import usb.core
 
-    backend = usb.backend.libusb1.get_backend()
+    from nfd_hooks.libraries import libusb_backend
+
+    backend = libusb_backend()
     if backend is None:
         raise usb.core.NoBackendError("libusb-1.0 is not installed")
     notices: List[str] = []

@@ -2,7 +2,8 @@
 
 libudev reads the same sysfs attributes as the plain reader, through its own
 device database, and only ever under /sys (pyudev ignores ``SYSFS_PATH``), so
-this backend serves a live host and nothing else. pyudev is imported here only.
+this backend serves a live host and nothing else. pyudev is loaded only here and
+by the watcher's uevent source (``nfd_hooks.uevents``), through ``nfd_hooks.libraries``.
 """
 
 import os
@@ -39,9 +40,9 @@ def read_devices(with_serial: bool = True) -> Tuple[List[UsbDevice], List[str]]:
     """Every USB device udev knows of (those with idProduct, as NFD), and notices.
 
     The serial only ``with_serial``, as the other backends."""
-    import pyudev
+    from nfd_hooks.libraries import udev_context
 
-    context = pyudev.Context()
+    context = udev_context()
     candidates = []
     interfaces: Dict[str, Dict[str, Optional[str]]] = {}
     for device in context.list_devices(subsystem="usb"):
