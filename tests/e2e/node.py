@@ -138,6 +138,11 @@ class RealNode:
                 return self.root / node_path.lstrip("/")
         return Path(node_path)
 
+    def real_path(self, node_path: str) -> str:
+        """``node_path`` with its symlinks resolved as the node sees them (as the kubelet does for a hostPath)."""
+        done = run_checked(self.in_node(["realpath", "-m", node_path]))
+        return done.stdout.strip()
+
     # -- commands --------------------------------------------------------------------
     def in_node(self, args: Sequence[Any]) -> List[str]:
         """``args`` as a command run in the node's network and mount namespaces."""

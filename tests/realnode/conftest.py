@@ -76,6 +76,12 @@ def real_node(binaries: Dict[str, Path]) -> Iterator[Tuple]:
             yield pair
     except E2EUnavailable as missing:
         unavailable(str(missing))
+    _, node = pair
+    left = node._cgroup_dirs()
+    REPORT.append(("realnode: teardown", [
+        f"every process under cgroup /{node.cgroup} ended; cgroups left: {len(left)}; "
+        f"node directory removed: {not node.dir.exists()}"]))
+    assert not left, f"cgroups left behind: {left}"
 
 
 def _podman(*args: str, timeout: float = 2400) -> subprocess.CompletedProcess:

@@ -20,8 +20,12 @@ CAPABILITIES = (
 
 
 def all_capabilities() -> List[str]:
-    last = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
-    return [f"CAP_{name}" for name in CAPABILITIES[: last + 1]]
+    """Every capability a container can be given here: this process's bounding set (on
+    these machines it lacks CAP_SYS_RESOURCE, which no process has), so "all" is what a
+    privileged container gets."""
+    status = Path("/proc/self/status").read_text()
+    bounding = int(next(line for line in status.splitlines() if line.startswith("CapBnd:")).split()[1], 16)
+    return capabilities_of(bounding)
 
 
 def capabilities_of(mask: int) -> List[str]:
@@ -78,13 +82,30 @@ def _log(node: RealNode, container_id: str) -> str:
     return done.stdout + done.stderr
 
 
-def pod_containers(node: RealNode, pod_uid: str, host_paths: Dict[str, str], init_kinds: Dict[str, str]) -> List[Ran]:
-    """Every container of the pod with ``pod_uid``, newest attempt of each.
+def host_path_mounts(pod: dict, user_paths: Dict[str, str]) -> Dict[str, Dict[str, str]]:
+    """For each container of ``pod``: mount destination -> the hostPath it asked for, as
+    users write it (``user_paths`` maps the test's patched paths back)."""
+    host_paths = {}
+    for volume in pod["spec"]["volumes"]:
+        if "hostPath" in volume:
+            path = volume["hostPath"]["path"].rstrip("/")
+            host_paths[volume["name"]] = user_paths.get(path, path)
+    found = {}
+    for container in pod["spec"].get("initContainers", []) + pod["spec"]["containers"]:
+        found[container["name"]] = {mount["mountPath"].rstrip("/"): host_paths[mount["name"]]
+                                    for mount in container.get("volumeMounts", []) if mount["name"] in host_paths}
+    return found
 
-    ``host_paths`` maps the pod's hostPath sources to the path users would see
-    (the test's patched paths back to /sys and the features.d path);
-    ``init_kinds`` names each initContainer's kind (init or sidecar).
+
+def pod_containers(node: RealNode, pod: dict, user_paths: Dict[str, str]) -> List[Ran]:
+    """Every container of ``pod`` (its JSON), newest attempt of each, as it ran.
+
+    ``user_paths`` maps the test's patched host paths back to /sys and the
+    features.d path users have.
     """
+    pod_uid = pod["metadata"]["uid"]
+    init_kinds = {c["name"]: ("sidecar" if c.get("restartPolicy") == "Always" else "init") for c in pod["spec"].get("initContainers", [])}
+    asked = host_path_mounts(pod, user_paths)
     sandboxes = json.loads(node.crictl("pods", "--label", f"io.kubernetes.pod.uid={pod_uid}", "-o", "json").stdout)["items"]
     assert sandboxes, f"no sandbox for pod {pod_uid}"
     listed = json.loads(node.crictl("ps", "-a", "--pod", sandboxes[0]["id"], "-o", "json").stdout)["containers"]
@@ -103,10 +124,15 @@ def pod_containers(node: RealNode, pod_uid: str, host_paths: Dict[str, str], ini
         masked = spec.get("linux", {}).get("maskedPaths") or spec.get("linux", {}).get("readonlyPaths")
         mounts = []
         for mount in spec.get("mounts", []):
-            source = mount.get("source", "").rstrip("/")
-            if source in host_paths:
+            destination = mount["destination"].rstrip("/")
+            if destination in asked.get(name, {}):
+                # The runtime mounted the hostPath the pod asked for (the kubelet resolves symlinks: /lib is /usr/lib here).
+                wanted = asked[name][destination]
+                source = mount.get("source", "").rstrip("/")
+                inverse = {v: k for k, v in user_paths.items()}
+                assert source == node.real_path(inverse.get(wanted, wanted)), (name, destination, source, wanted)
                 mode = "ro" if "ro" in mount.get("options", []) else "rw"
-                mounts.append((host_paths[source], mount["destination"].rstrip("/"), mode))
+                mounts.append((wanted, destination, mode))
         state = status["state"].replace("CONTAINER_", "").lower()
         ran = Ran(
             name=name, kind=init_kinds.get(name, "container"), state=state,

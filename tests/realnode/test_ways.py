@@ -219,14 +219,7 @@ class Deployed:
         self.took = time.monotonic() - started
 
     def containers(self) -> List[Ran]:
-        spec = self.pod["spec"]
-        kinds = {c["name"]: ("sidecar" if c.get("restartPolicy") == "Always" else "init") for c in spec.get("initContainers", [])}
-        host_paths = {}
-        for volume in spec["volumes"]:
-            if "hostPath" in volume:
-                path = volume["hostPath"]["path"].rstrip("/")
-                host_paths[path] = USER_PATHS.get(path, path)
-        return pod_containers(self.node, self.pod["metadata"]["uid"], host_paths, kinds)
+        return pod_containers(self.node, self.pod, USER_PATHS)
 
     def remove(self) -> None:
         self.way.remove(self.cluster, self.helm, self.work)
@@ -310,7 +303,7 @@ def test_way_runs_as_documented(real_node, images, binaries, nfd_module, way):
         for claim in claims_for(way.name):
             ran = observed[claim.container]
             said = {"uid:gid": claim.uid_gid, "privileged": claim.privileged, "capabilities": claim.capabilities, "root": claim.root}
-            was = {"uid:gid": f"{ran.uid}:{ran.gid}", "privileged": "yes" if ran.privileged else "no",
+            was = {"uid:gid": f"{ran.uid}:{ran.gid}" if ":" in claim.uid_gid else str(ran.uid), "privileged": "yes" if ran.privileged else "no",
                    "capabilities": ran.capability_summary, "root": "read-only" if ran.readonly_root else "writable"}
             wrong = {key: (value, was[key]) for key, value in said.items() if value and value != was[key]}
             wrong.update({mount: "not mounted so" for mount in claim.host_paths if mount not in ran.host_mounts})

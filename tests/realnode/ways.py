@@ -9,6 +9,7 @@ The only differences from what users apply are the two host paths
 images are imported into the node's containerd under the names the manifests use.
 """
 
+import os
 import re
 import shutil
 import subprocess
@@ -74,8 +75,10 @@ class Kustomized(Way):
         hooks = work / "hooks"
         hooks.mkdir()
         shutil.copy(PATCH, hooks / PATCH.name)
+        # kustomize takes a relative path to a base outside its root, never an absolute one.
+        base = os.path.relpath(ROOT / self.root, hooks)
         (hooks / "kustomization.yaml").write_text(
-            f"resources:\n- {ROOT / self.root}\npatches:\n- path: {PATCH.name}\n  target:\n    kind: DaemonSet\n")
+            f"resources:\n- {base}\npatches:\n- path: {PATCH.name}\n  target:\n    kind: DaemonSet\n")
         cluster.kubectl("apply", "-k", str(hooks))
 
     def remove(self, cluster: Cluster, helm: Path, work: Path) -> None:
@@ -107,8 +110,6 @@ class Helm(Way):
 
 def helm_env(cluster: Cluster, work: Path) -> Dict[str, str]:
     """helm's caches and config in the test's directory, kubectl for the post-renderer."""
-    import os
-
     return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "KUBECTL": str(cluster.kubectl_path),
             "HELM_CACHE_HOME": str(work / "helm-cache"), "HELM_CONFIG_HOME": str(work / "helm-config"),
             "HELM_DATA_HOME": str(work / "helm-data")}

@@ -65,7 +65,7 @@ class Claim:
     phrase: str
     way: str
     container: str
-    uid_gid: str = ""
+    uid_gid: str = ""  # "UID:GID", or "UID" where the sentence names the uid only
     privileged: str = ""
     capabilities: str = ""
     root: str = ""
@@ -76,14 +76,14 @@ class Claim:
 CLAIMS = (
     Claim("README.md", "a privileged one-shot `nfd-hooks write --sysfs /host-sys --features-dir /features.d` initContainer (uid 0) "
           "writes into the host's `/etc/kubernetes/node-feature-discovery/features.d`",
-          "manifests", "nfd-hooks", uid_gid="0:0", privileged="yes",
+          "manifests", "nfd-hooks", uid_gid="0", privileged="yes",
           host_paths=((FEATURES_D, "/features.d", "rw"),)),
     Claim("README.md", "the unprivileged nfd-worker (`registry.k8s.io/nfd/node-feature-discovery:v0.19.0`, uid 65534,",
-          "manifests", "nfd-worker", uid_gid="65534:65534", privileged="no", capabilities="none",
+          "manifests", "nfd-worker", uid_gid="65534", privileged="no", capabilities="none",
           host_paths=((FEATURES_D, FEATURES_D, "ro"),)),
     Claim("README.md", "(an initContainer with `restartPolicy: Always`): not privileged, all capabilities dropped, "
           "read-only root filesystem, as uid 0", "overlays/hotplug", "nfd-hooks-watch",
-          uid_gid="0:0", privileged="no", capabilities="none", root="read-only"),
+          uid_gid="0", privileged="no", capabilities="none", root="read-only"),
     Claim("docs/hotplug.md", "so it runs as uid/gid 0, the directory's owner, which needs no capability to write there: "
           "all capabilities dropped, `allowPrivilegeEscalation: false`, a read-only root filesystem",
           "overlays/hotplug", "nfd-hooks-watch", uid_gid="0:0", capabilities="none", root="read-only"),
@@ -91,7 +91,7 @@ CLAIMS = (
           "but as uid/gid 0", "overlays/unprivileged", "nfd-hooks",
           uid_gid="0:0", privileged="no", capabilities="none", root="read-only"),
     Claim("docs/deployment.md", "the hooks run as uid 0 (the base hook privileged; the unprivileged overlay's hook and the "
-          "watcher with every capability dropped)", "manifests", "nfd-hooks", uid_gid="0:0", privileged="yes", capabilities="all"),
+          "watcher with every capability dropped)", "manifests", "nfd-hooks", uid_gid="0", privileged="yes", capabilities="all"),
 )
 
 
