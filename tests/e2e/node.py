@@ -151,8 +151,10 @@ class RealNode:
 
     def crictl(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
         """crictl against this node's containerd (in the node: exec and logs stream there, pitfall 7)."""
-        done = subprocess.run(self.in_node([self.bin["crictl"], f"--runtime-endpoint=unix://{self.socket}",
-                                            f"--image-endpoint=unix://{self.socket}", "--timeout=30s", *args]),
+        config = self.dir / "crictl.yaml"
+        if not config.exists():  # without one crictl warns on every call, into what it prints
+            config.write_text(f"runtime-endpoint: unix://{self.socket}\nimage-endpoint: unix://{self.socket}\ntimeout: 30\n")
+        done = subprocess.run(self.in_node([self.bin["crictl"], f"--config={config}", *args]),
                               capture_output=True, text=True, timeout=timeout)
         if check and done.returncode != 0:
             raise RuntimeError(f"crictl {' '.join(args)} failed: {done.stderr.strip()}")
