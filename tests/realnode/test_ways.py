@@ -142,7 +142,13 @@ def wait_pod_ready(cluster: Cluster, way: Way, not_uid: str = "", timeout: float
                 if terminated.get("exitCode") not in (None, 0):
                     raise AssertionError(f"{status['name']} exited {terminated['exitCode']}: {terminated.get('message')}")
         return pod if ready(pod) else None
-    return wait_for(f"the {way.name} pod Running and Ready", probe, timeout=timeout, interval=1)
+    try:
+        return wait_for(f"the {way.name} pod Running and Ready", probe, timeout=timeout, interval=1)
+    except TimeoutError as late:
+        # Say why: the pods as the API has them, and the kubelet's last words.
+        pods = cluster.kubectl("get", "pods", "-A", "-o", "wide", check=False).stdout
+        kubelet = (cluster.logs / "kubelet.log").read_text(errors="replace")[-3000:]
+        raise TimeoutError(f"{late}\n{pods}\nkubelet log:\n{kubelet}") from None
 
 
 def pod_phases(pod: dict) -> List[str]:

@@ -110,7 +110,7 @@ class Helm(Way):
 
 def helm_env(cluster: Cluster, work: Path) -> Dict[str, str]:
     """helm's caches and config in the test's directory, kubectl for the post-renderer."""
-    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "KUBECTL": str(cluster.kubectl_path),
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "KUBECTL": str(cluster.kubectl_path), "HOME": str(work),
             "HELM_CACHE_HOME": str(work / "helm-cache"), "HELM_CONFIG_HOME": str(work / "helm-config"),
             "HELM_DATA_HOME": str(work / "helm-data")}
 
