@@ -54,3 +54,11 @@ def test_each_heavy_module_comes_only_with_its_use(sysfs, tmp_path):
     assert "pyfdt" not in blob  # only capture writes blobs with it
     assert "json" in loaded(["show", "--sysfs", str(sysfs), "--no-usb", "--format", "json"])
     assert "nfd_hooks.writer" in loaded(["write", "--sysfs", str(sysfs), "--no-usb", "--features-dir", str(tmp_path)])
+
+
+def test_the_hook_imports_no_dataclasses(sysfs, tmp_path):
+    """The hook's records are plain slotted classes or NamedTuples: making a
+    dataclass costs about 2 million instructions a start (docs/performance.md)."""
+    modules = loaded(["write", "--sysfs", str(sysfs), "--usb-backend", "sysfs", "--features-dir", str(tmp_path)])
+    assert "nfd_hooks.sources.accelerators.result" in modules  # the typed results were made
+    assert "dataclasses" not in modules
