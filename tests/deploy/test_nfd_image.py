@@ -47,8 +47,14 @@ def test_nfd_worker_image_builds_and_runs(podman_env, arch):
     # Laid out as NFD's image: a numeric non-root user (the manifests' runAsNonRoot needs it), the binaries.
     assert info["Architecture"] == ARCHES[arch][0]
     assert info["Config"]["User"] == "65534:65534"
-    version = subprocess.run(["podman", "run", "--rm", "--network=none", "--read-only", image_id, "nfd-worker", "-version"],
-                             capture_output=True, text=True, env=podman_env, timeout=300)
+    # Named, so that a run that times out leaves no container behind (qemu-user as a
+    # container's PID 1 cannot die of a signal: a crashing binary hangs there).
+    name = f"nfd-hooks-e2e-nfd-version-{arch}-{os.getpid()}"
+    try:
+        version = subprocess.run(["podman", "run", "--rm", "--name", name, "--network=none", "--read-only", image_id,
+                                  "nfd-worker", "-version"], capture_output=True, text=True, env=podman_env, timeout=300)
+    finally:
+        run(["podman", "rm", "--force", "--ignore", name], env=podman_env)
     assert version.returncode == 0, version.stderr
     printed = (version.stdout + version.stderr).strip()
     assert "v0.19.0" in printed, printed
