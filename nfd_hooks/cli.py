@@ -6,7 +6,6 @@ code (see ``errors``): typer/click usage errors are caught here rather than
 printed as boxed usage.
 """
 
-import copy
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,13 +13,13 @@ from typing import Annotated, List, Optional
 
 import typer
 from click import ClickException as UsageProblem  # typer up to 0.24 (pyproject's bound) runs on click
-from typer.main import get_command_name
 
 from nfd_hooks import __version__, api
 from nfd_hooks.errors import InputError, NfdHooksError, Terminated, one_line, say
 from nfd_hooks.flags import (
     BestEffortOpt,
     BundleDirArg,
+    BundlesArg,
     CaptureDevicetreeOpt,
     CheckFilesArg,
     DiffOpt,
@@ -30,11 +29,15 @@ from nfd_hooks.flags import (
     NameOpt,
     NoUeventsOpt,
     QuietOpt,
+    SkipWithoutExpectedOpt,
     StrictOpt,
+    SubsetOpt,
     SysfsOpt,
     WithSerialsOpt,
+    replay_command,
     scan_command,
 )
+from nfd_hooks.usage import Command, narrowed, usage_message
 
 
 def _examples(*lines: str) -> str:
@@ -78,6 +81,7 @@ def main(
 
 
 @app.command(
+    cls=Command,
     epilog=_examples(
         "nfd-hooks show --format table",
         "nfd-hooks show --diff --sysfs /host-sys --features-dir /features.d",
@@ -120,6 +124,7 @@ def show(
 
 
 @app.command(
+    cls=Command,
     epilog=_examples(
         "nfd-hooks write --sysfs /host-sys --features-dir /features.d --no-usb",
         "nfd-hooks write --diff --quiet",
@@ -160,6 +165,7 @@ def write(
 
 
 @app.command(
+    cls=Command,
     epilog=_examples(
         "nfd-hooks watch --sysfs /host-sys --features-dir /features.d --quiet",
         "nfd-hooks watch --expires-in 10m --interval 30",
@@ -185,6 +191,7 @@ def watch(
 
 
 @app.command(
+    cls=Command,
     epilog=_examples(
         "nfd-hooks capture node-bundle",
         "nfd-hooks capture node-bundle --with-serials",
@@ -206,6 +213,7 @@ def capture(
 
 
 @app.command(
+    cls=Command,
     epilog=_examples(
         "nfd-hooks check /etc/kubernetes/node-feature-discovery/features.d",
         "nfd-hooks check --strict my-features",
@@ -216,7 +224,8 @@ def check(files: CheckFilesArg, strict: StrictOpt = False) -> None:
 
     A directory stands for the files NFD reads in it. One line per problem on stdout, FILE:LINE: message (FILE: message for the
     whole file). Exit codes: 0 nothing wrong (warnings allowed unless --strict),
-    1 problems found, 2 a file could not be read.
+    1 problems found, 2 a file could not be read or is not a features file at all
+    (binary, or prose: one line on stderr).
     """
     from nfd_hooks.check import check_paths  # lazy: only this command needs it
 
@@ -226,6 +235,43 @@ def check(files: CheckFilesArg, strict: StrictOpt = False) -> None:
     for message in result.unreadable:
         say(f"error: {message}")
     raise typer.Exit(result.exit_code(strict))
+
+
+@app.command(
+    cls=Command,
+    epilog=_examples(
+        "nfd-hooks test node-bundles/               # every bundle in it",
+        "nfd-hooks test --subset rpi4-gw jetson-gw",
+        "nfd-hooks test --usb node-bundles/         # the hotplug overlay's hook",
+    ),
+)
+@replay_command
+def test(
+    options: api.Options, bundles: BundlesArg, subset: SubsetOpt = False, skip_without_expected: SkipWithoutExpectedOpt = False
+) -> None:
+    """Replay bundles as the deployed hook scans, and compare each with its expected.features.
+
+    Options as the shipped one-shot hook's (--no-usb; --usb for the hotplug overlay's); add the
+    flags your hook runs with. Both files are compared as NFD reads them. One line per bundle
+    on stdout, then each difference once: - expected but not given, + given but not expected,
+    ~ expected -> given, (raw) for a raw feature. Exit codes: 0 every bundle matches, 1 one
+    differs or has no expected.features, 2 no bundle found, one that cannot be replayed, or a bad flag.
+    """
+    from nfd_hooks import nodes  # lazy: only this command needs it
+
+    found, notices = nodes.find_bundles(bundles)
+    for notice in notices:
+        say(notice)
+    tally = nodes.Tally()
+    for line in nodes.test_bundles(found, options, subset, skip_without_expected, tally):
+        _line(one_line(line))
+    say(tally.summary(options))
+    raise typer.Exit(tally.exit_code())
+
+
+def _line(text: str) -> None:
+    """One line on stdout at once: a CI log interleaves it with stderr in order."""
+    print(text, flush=True)
 
 
 def _print_notices(result: api.Scan) -> None:
@@ -250,7 +296,7 @@ def run(argv: Optional[List[str]] = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     try:
-        code = _narrowed(app, argv)(args=argv or ["--help"], prog_name="nfd-hooks", standalone_mode=False)
+        code = narrowed(app, argv)(args=argv or ["--help"], prog_name="nfd-hooks", standalone_mode=False)
     except NfdHooksError as error:
         return _fail(str(error), error.exit_code)
     except typer.Exit as done:
@@ -258,38 +304,12 @@ def run(argv: Optional[List[str]] = None) -> int:
     except typer.Abort:
         return _fail("aborted", 1)
     except UsageProblem as error:
-        return _fail(_usage_message(error), InputError.exit_code)
+        return _fail(usage_message(error), InputError.exit_code)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
     except BrokenPipeError:
         return 0
     return code if isinstance(code, int) else 0
-
-
-def _narrowed(full: typer.Typer, argv: List[str]) -> typer.Typer:
-    """``full`` holding only the command ``argv`` names, if it names one.
-
-    typer turns every registered command into a click command on each start,
-    about 1 ms per command here; the hook runs one. The group, its callback
-    (``--version``) and the chosen command are unchanged, so parsing, errors
-    and ``COMMAND --help`` are the same. Anything else (``--help``, a
-    mistyped command) gets the full application.
-    """
-    chosen = [
-        info
-        for info in full.registered_commands
-        if argv and info.callback is not None and (info.name or get_command_name(info.callback.__name__)) == argv[0]
-    ]
-    if len(chosen) != 1:
-        return full
-    narrowed = copy.copy(full)
-    narrowed.registered_commands = chosen
-    return narrowed
-
-
-def _usage_message(error: UsageProblem) -> str:
-    """click's message for a bad flag, on one line."""
-    return " ".join(error.format_message().split())
 
 
 # Where Kubernetes reads a container's termination message (the default
