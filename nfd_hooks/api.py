@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_ACCELERATOR_PREFIX", "DEFAULT_FEATURES_DIR", "DEFAULT_FILE_NAME", "DEFAULT_INTERVAL", "DEFAULT_PREFIX", "DEPLOYED_HOOK",
-    "Files", "Options", "Scan", "assemble", "capture", "configure", "diff", "files", "render_json", "render_scan",
+    "Diff", "Files", "Options", "Scan", "assemble", "capture", "configure", "diff", "files", "render_json", "render_scan",
     "replay_options", "scan", "static_reports", "uevent_subsystems", "write",
 ]
 
@@ -177,17 +177,28 @@ def write(
     return target, result
 
 
+class Diff(NamedTuple):
+    """What a write changes for NFD (``changes``), against which of our files
+    (``found``), and what at our names was not read (``notices``)."""
+
+    changes: List[Change]
+    found: List[Path]
+    notices: List[str]
+
+
 def diff(
     rendered: Files, directory: Path = DEFAULT_FEATURES_DIR, name: str = DEFAULT_FILE_NAME, now: Optional[datetime] = None
-) -> Tuple[List[Change], List[Path]]:
+) -> Diff:
     """What writing the ``rendered`` files would add, remove or change in the features
-    NFD reads from our files in ``directory`` (see ``nfd_hooks.diff``), and those files."""
+    NFD reads from our files in ``directory`` (see ``nfd_hooks.diff``)."""
     from nfd_hooks import diff as differ  # lazy: only --diff compares
+    from nfd_hooks.writer import check_file_name
 
+    check_file_name(name)  # what write would refuse, show --diff refuses too
     now = now or datetime.now(timezone.utc)
-    installed, found = differ.installed(directory, name, now)
+    installed = differ.installed(directory, name, now)
     new = differ.features_of_files((content for _, content in rendered), now)
-    return differ.changes(installed, new), found
+    return Diff(differ.changes(installed.features, new), installed.found, installed.skipped)
 
 
 def replay_options(bundle: Path, options: Options) -> Options:

@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any, Dict, List, NamedTuple, Optional, Set
 
 from nfd_hooks import __version__
+from nfd_hooks.documents import bounded
 from nfd_hooks.errors import InputError, OutputError
 from nfd_hooks.nfdfile import format_time
-from nfd_hooks.safe_read import OutsideRoot, open_path, read_regular_file
+from nfd_hooks.safe_read import BadPath, OutsideRoot, encoded, open_path, read_regular_file
 from nfd_hooks.sources.devicetree.blob import MAX_BLOB_SIZE
 from nfd_hooks.sources.usb.sysfs import ATTRIBUTES
 
@@ -155,7 +156,7 @@ def _read_manifest(directory: Path, root: int) -> Dict[str, Any]:
     except OSError:
         raise InputError(f"{directory}: not a capture bundle (no readable {MANIFEST})") from None
     try:
-        manifest = json.loads(data)
+        manifest = bounded(lambda: json.loads(data), f"{directory}: {MANIFEST}")
     except ValueError:
         raise InputError(f"{directory}: {MANIFEST} is not JSON") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
@@ -215,8 +216,14 @@ def _str_map(value: Any) -> bool:
 
 
 def _safe(path: str) -> bool:
-    """A relative path without ``..``, ``.`` or empty parts."""
+    """A relative path without ``..``, ``.`` or empty parts, that a file can have:
+    no NUL and nothing ``os.fsencode`` refuses (a lone surrogate such as ``\ud800``;
+    undecodable bytes of a name, as capture writes them, are fine)."""
     parts = path.split("/")
+    try:
+        encoded(path)
+    except BadPath:
+        return False
     return bool(path) and not path.startswith("/") and all(p not in ("", ".", "..") for p in parts)
 
 

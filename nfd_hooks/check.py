@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from nfd_hooks.nfdfile import MAX_FILE_SIZE, NFD_PREFIX, Entry, ParsedFile, Problem, go_trimmed, parse
-from nfd_hooks.safe_read import NotARegularFile, open_path
+from nfd_hooks.safe_read import NotARegularFile, OutsideRoot, open_path
 from nfd_hooks.sources.devicetree.blob import looks_like_blob
 
 
@@ -39,15 +39,19 @@ class CheckResult:
         return 0
 
 
-def check_file(path: Path, now: datetime, result: CheckResult, named: bool = False) -> Optional[ParsedFile]:
+def check_file(
+    path: Path, now: datetime, result: CheckResult, opened: Optional[int] = None, named: bool = False
+) -> Optional[ParsedFile]:
     """Check one file NFD would read (the caller has established it is regular);
-    what NFD takes from it, None when NFD skips it or it is no features file
-    (``named``: the user named it, rather than a directory holding it)."""
+    what NFD takes from it, None when NFD skips it or it is no features file.
+    ``opened``: the file, opened already (non-blocking), which this closes;
+    ``named``: the user named it, rather than a directory holding it."""
     if path.name.startswith("."):
         result.problems.append((str(path), Problem(None, "NFD skips files whose names start with '.'", warning=True)))
     try:
         # non-blocking, and checked again once open: the file may have been swapped for a FIFO meanwhile
-        with os.fdopen(open_path(str(path), os.O_RDONLY | os.O_NONBLOCK), "rb") as stream:
+        fd = opened if opened is not None else open_path(str(path), os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as stream:
             info = os.fstat(stream.fileno())
             if not stat.S_ISREG(info.st_mode):
                 raise NotARegularFile()
@@ -162,20 +166,61 @@ def check_paths(paths: List[Path], now: Optional[datetime] = None) -> CheckResul
 
 
 def read_directory(path: Path, now: datetime, result: CheckResult) -> List[Tuple[str, ParsedFile]]:
-    """The files NFD reads in ``path``, in its order (os.ReadDir: by name, bytewise), checked."""
+    """The files NFD reads in ``path``, in its order (os.ReadDir: by name, bytewise), checked.
+
+    NFD follows symlinks; so does this, as long as one stays in ``path``
+    (resolved beneath it for real). One leading out of it is reported and not
+    read: nothing is printed from a file the user did not name.
+    """
     try:
         names = sorted((entry for entry in os.listdir(path) if not entry.startswith(".")), key=os.fsencode)
+        directory = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as error:
         result.unreadable.append(f"{path}: cannot list: {error.strerror or error}")
         return []
     read = []
-    for name in names:
-        inner = _mode(path / name, result)
-        if inner is not None and stat.S_ISREG(inner):
-            parsed = check_file(path / name, now, result)
+    try:
+        for name in names:
+            inner = _mode(path / name, result)
+            if inner is None or not stat.S_ISREG(inner):
+                continue
+            try:
+                opened = _open_inside(directory, name)
+            except OSError as error:
+                result.unreadable.append(f"{path / name}: cannot read: {error.strerror or error}")
+                continue
+            if opened is None:
+                message = f"a symbolic link out of {path}: NFD reads what it leads to; check does not (name that file to check it)"
+                result.problems.append((str(path / name), Problem(None, message, warning=True)))
+                continue
+            parsed = check_file(path / name, now, result, opened)
             if parsed is not None:
                 read.append((str(path / name), parsed))
+    finally:
+        os.close(directory)
     return read
+
+
+def _open_inside(directory: int, name: str) -> Optional[int]:
+    """``name`` in ``directory`` opened for reading (non-blocking), if it is, or
+    leads to, a file inside ``directory``: resolved beneath it, or, for a link
+    with an absolute target, the very file of one of its entries. None otherwise."""
+    try:
+        return open_path(name, os.O_RDONLY | os.O_NONBLOCK, dir_fd=directory, beneath=True)
+    except OutsideRoot:
+        pass
+    fd = open_path(name, os.O_RDONLY | os.O_NONBLOCK, dir_fd=directory)
+    status = os.fstat(fd)
+    try:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                own = entry.stat(follow_symlinks=False)
+                if not entry.is_symlink() and (own.st_dev, own.st_ino) == (status.st_dev, status.st_ino):
+                    return fd
+    except OSError:
+        pass
+    os.close(fd)
+    return None
 
 
 def _mode(path: Path, result: CheckResult) -> Optional[int]:

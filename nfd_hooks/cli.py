@@ -9,13 +9,13 @@ printed as boxed usage.
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated, List, Optional, Union
 
 import typer
 from click import ClickException as UsageProblem  # typer up to 0.24 (pyproject's bound) runs on click
 
 from nfd_hooks import __version__, api
-from nfd_hooks.errors import InputError, NfdHooksError, Terminated, one_line, say
+from nfd_hooks.errors import InputError, NfdHooksError, OutputError, Terminated, one_line, say
 from nfd_hooks.flags import (
     BestEffortOpt,
     BundleDirArg,
@@ -67,7 +67,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        print(f"nfd-hooks {__version__}")
+        _out(f"nfd-hooks {__version__}\n")
         raise typer.Exit()
 
 
@@ -109,18 +109,18 @@ def show(
     _print_notices(result)
     if diff:
         now = datetime.now(timezone.utc)
-        _print_diff(api.files(result, options, now), features_dir, name, now)
+        _print_diff(api.diff(api.files(result, options, now), features_dir, name, now), features_dir, name)
     elif output_format == "json":
-        sys.stdout.write(api.render_json(result))
+        _out(api.render_json(result))
     elif output_format == "table":
         import os
 
         from nfd_hooks.table import render_table, wants_bold  # lazy: for people, not for the hook
 
         bold = wants_bold(sys.stdout.isatty(), os.environ)
-        sys.stdout.write(render_table(result.reports, result.features, bold=bold))
+        _out(render_table(result.reports, result.features, bold=bold))
     else:
-        sys.stdout.buffer.write(api.render_scan(result, options))
+        _out(api.render_scan(result, options))
 
 
 @app.command(
@@ -145,8 +145,7 @@ def write(
         result = api.scan(options)
         now = datetime.now(timezone.utc)
         rendered = api.files(result, options, now)
-        if diff:  # compared before the file is replaced
-            _print_diff(rendered, features_dir, name, now, quiet)
+        difference = api.diff(rendered, features_dir, name, now) if diff else None  # before the file is replaced
         target, _ = api.write(options, features_dir, name, result, rendered)
     except NfdHooksError as error:
         if not best_effort or error.exit_code == Terminated.exit_code:
@@ -155,6 +154,8 @@ def write(
         _fail(message, 0)
         _termination_message(f"nfd-hooks: error: {one_line(message)}\n")
         return
+    if difference is not None:  # printed once written: a stdout that fails costs the lines, not the file
+        _print_diff(difference, features_dir, name, quiet)
     if quiet:
         return
     _print_notices(result)
@@ -230,8 +231,7 @@ def check(files: CheckFilesArg, strict: StrictOpt = False) -> None:
     from nfd_hooks.check import check_paths  # lazy: only this command needs it
 
     result = check_paths(files)
-    for path, problem in result.problems:
-        print(one_line(problem.format(path)))  # file names and contents come from the node
+    _out("".join(one_line(problem.format(path)) + "\n" for path, problem in result.problems))  # names and contents come from the node
     for message in result.unreadable:
         say(f"error: {message}")
     raise typer.Exit(result.exit_code(strict))
@@ -271,7 +271,32 @@ def test(
 
 def _line(text: str) -> None:
     """One line on stdout at once: a CI log interleaves it with stderr in order."""
-    print(text, flush=True)
+    _out(text + "\n")
+
+
+class ReaderGone(Exception):
+    """stdout's reader stopped reading (EPIPE: ``show | head``). Not an OSError,
+    which click would turn into exit 1: ``run`` ends quietly, exit 0."""
+
+
+def _out(text: Union[str, bytes]) -> None:
+    """``text`` on stdout, flushed: a stdout that cannot take it (a full disk, EIO,
+    a closed descriptor) is an OutputError, one line and exit 1, never a traceback; EPIPE is ReaderGone."""
+    if not text:
+        return
+    if sys.stdout is None:  # started with no descriptor 1 at all (>&-)
+        raise OutputError("cannot write to standard output: it is closed")
+    try:
+        if isinstance(text, bytes):
+            sys.stdout.buffer.write(text)
+        else:
+            sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise ReaderGone() from None
+    except (OSError, ValueError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise OutputError(f"cannot write to standard output: {reason}") from None
 
 
 def _print_notices(result: api.Scan) -> None:
@@ -279,15 +304,16 @@ def _print_notices(result: api.Scan) -> None:
         say(notice)
 
 
-def _print_diff(rendered: api.Files, features_dir: Path, name: str, now: datetime, quiet: bool = False) -> None:
-    """What writing ``rendered`` (at ``now``) changes: one line each on stdout; the
-    summary on stderr (unless ``quiet``)."""
+def _print_diff(difference: api.Diff, features_dir: Path, name: str, quiet: bool = False) -> None:
+    """What a write changes (``api.diff``): one line each on stdout; the summary on
+    stderr (unless ``quiet``)."""
     from nfd_hooks.diff import summary
 
-    changes, found = api.diff(rendered, features_dir, name, now)
-    for change in changes:
-        print(one_line(change.format()))
+    changes, found, notices = difference
+    _out("".join(one_line(change.format()) + "\n" for change in changes))
     if not quiet:
+        for notice in notices:
+            say(notice)
         say(summary(features_dir, name, found, changes))
 
 
@@ -307,8 +333,10 @@ def run(argv: Optional[List[str]] = None) -> int:
         return _fail(usage_message(error), InputError.exit_code)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
-    except BrokenPipeError:
+    except (ReaderGone, BrokenPipeError):  # the reader of our stdout stopped reading (show | head, --help | head): done
         return 0
+    except OSError as error:  # click's own output (--help) to a stdout that cannot take it
+        return _fail(f"cannot write: {error.strerror or error}", OutputError.exit_code)
     return code if isinstance(code, int) else 0
 
 

@@ -10,13 +10,15 @@ directory (a later file overrides an earlier key).
 
 from __future__ import annotations
 
+import os
+import stat
 from datetime import datetime
 from pathlib import Path
 from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 from nfd_hooks.errors import InputError
 from nfd_hooks.nfdfile import MAX_FILE_SIZE, parse
-from nfd_hooks.safe_read import read_regular_file
+from nfd_hooks.safe_read import NotARegularFile, SymlinkRefused, read_regular_file
 
 # What NFD reads for one key: its value, and whether it is a label (else a raw feature only).
 Seen = Tuple[str, bool]
@@ -68,26 +70,48 @@ def features_of_files(contents: Iterable[bytes], now: datetime) -> Dict[str, See
     return seen
 
 
-def installed(directory: Path, name: str, now: datetime) -> Tuple[Dict[str, Seen], List[Path]]:
-    """The features of our files in ``directory``, and those of them that exist.
+class Installed(NamedTuple):
+    """What NFD reads from our files (``features``), those of them read (``found``),
+    and one notice for each of our names that holds something else (``skipped``)."""
+
+    features: Dict[str, Seen]
+    found: List[Path]
+    skipped: List[str]
+
+
+def installed(directory: Path, name: str, now: datetime) -> Installed:
+    """The features of our files in ``directory``.
 
     A file NFD skips (larger than it reads) contributes nothing, as for NFD.
-    Anything but a regular file there (a directory, a FIFO: never waited on)
-    is an InputError.
+    A symlink at one of our names is never followed (features.d is a host
+    directory others write into: its target could be any file, and would be
+    printed), nor is anything but a regular file read (a FIFO: never waited
+    on); each contributes nothing, with a notice, and the write replaces or
+    removes it. A directory at the file's name, which the write cannot
+    replace, is an InputError.
     """
     contents = []
     found = []
+    skipped = []
     for path in our_files(directory, name):
         try:
-            content = read_regular_file(str(path), MAX_FILE_SIZE + 1)
+            mode = os.lstat(path).st_mode
+            if stat.S_ISDIR(mode):
+                raise InputError(f"cannot read {path} to compare with: a directory")
+            if not stat.S_ISREG(mode):  # a socket, a device: not opened at all
+                raise SymlinkRefused() if stat.S_ISLNK(mode) else NotARegularFile()
+            content = read_regular_file(str(path), MAX_FILE_SIZE + 1, follow_symlinks=False)
         except FileNotFoundError:
+            continue
+        except (SymlinkRefused, NotARegularFile) as error:
+            skipped.append(f"{path} not read: {error.strerror}; compared as absent (a write replaces it)")
             continue
         except OSError as error:
             raise InputError(f"cannot read {path} to compare with: {error.strerror or error}") from None
         found.append(path)
         if len(content) <= MAX_FILE_SIZE:
             contents.append(content)
-    return features_of_files(contents, now), found
+    return Installed(features_of_files(contents, now), found, skipped)
 
 
 def changes(old: Dict[str, Seen], new: Dict[str, Seen]) -> List[Change]:

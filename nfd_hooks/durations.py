@@ -19,7 +19,7 @@ MIN_INTERVAL = 0.1
 MAX_INTERVAL = 86400.0
 
 # Compiled on first use (re caches it), not at import: most runs have no --expires-in.
-_DURATION = r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?\Z"
+_DURATION = r"(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?\Z"  # ASCII digits: \d takes '٣' too
 _MAX_DIGITS = 12  # far beyond MAX_EXPIRES_IN in any unit, far below int()'s digit limit
 
 

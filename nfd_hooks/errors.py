@@ -19,8 +19,19 @@ def one_line(text: str) -> str:
 
 def say(message: str) -> None:
     """``message`` as one line on stderr, ``nfd-hooks: message`` (errors, notices, progress),
-    flushed at once: ``watch`` runs for days and its log must keep up."""
-    print(f"nfd-hooks: {one_line(message)}", file=sys.stderr, flush=True)
+    flushed at once: ``watch`` runs for days and its log must keep up.
+
+    A stderr that cannot take it (a full disk, a closed pipe, none at all) loses
+    the line and nothing else: ``watch`` must not die because its log cannot be
+    written, and the exit code still tells a failure.
+    """
+    stream = sys.stderr
+    if stream is None:  # started with fd 2 closed (print would fall back to stdout)
+        return
+    try:
+        print(f"nfd-hooks: {one_line(message)}", file=stream, flush=True)
+    except (OSError, ValueError):  # ValueError: the stream was closed
+        pass
 
 
 class NfdHooksError(Exception):

@@ -18,6 +18,7 @@ from nfd_hooks.nfdfile import EXPIRY, MAX_FILE_SIZE, NO_LABEL, format_time, labe
 
 # The files after the first are --name, this, and 8 hex digits of their lines' SHA-256.
 PART_INFIX = ".part-"
+PART_HASH_LENGTH = 8  # hex digits of a part file's name after PART_INFIX
 
 
 class Feature(NamedTuple):
@@ -154,7 +155,7 @@ def layout(features: Sequence[Feature], expendable: Collection[str] = ()) -> Tup
 
     parts = [Part("", tuple(groups[0]))]
     for group in groups[1:]:
-        digest = hashlib.sha256("".join(_line(f) for f in group).encode("utf-8")).hexdigest()[:8]
+        digest = hashlib.sha256("".join(_line(f) for f in group).encode("utf-8")).hexdigest()[:PART_HASH_LENGTH]
         parts.append(Part(f"{PART_INFIX}{digest}", tuple(group)))
     return parts, notices
 

@@ -5,15 +5,18 @@ attribute should be must not hang it, and an oversized file must not load
 whole. It also runs privileged, reading bundles that are committed and
 replayed in CI: a path inside a tree is resolved beneath the tree's root for
 real (``beneath``), so no symlink, however it is chained, reads a file outside
-it. Callers decide what a failure means for them (skip, notice, error).
+it. A whole tree read that way (a live devicetree) is a ``Tree``. Callers
+decide what a failure means for them (skip, notice, error). The numbers such a
+tree holds are parsed here too (``decimal``).
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
-from typing import Callable, List, Literal, Optional, Union
+from typing import Callable, List, Literal, Optional, Tuple, Union
 
 # openat2(2) (Linux 5.6+): the kernel resolves the whole path beneath the
 # directory, in one system call. Its number is the same on every architecture.
@@ -52,6 +55,27 @@ class OutsideRoot(OSError):
         super().__init__(errno.EXDEV, "leads outside its tree")
 
 
+class BadPath(OSError):
+    """The path holds a NUL or a character no file name can (a lone surrogate, as a
+    stranger's JSON may hold): no file has that name. An OSError, so every caller's
+    handling of an unopenable path covers it; never a ValueError, nor a path cut
+    short at its NUL (as a C string would be)."""
+
+    def __init__(self) -> None:
+        super().__init__(errno.EINVAL, "not a possible file name (a NUL or an unencodable character)")
+
+
+def encoded(path: str) -> bytes:
+    """``path`` as the kernel gets it (``os.fsencode``); BadPath when it cannot be one."""
+    try:
+        raw = os.fsencode(path)
+    except UnicodeError:
+        raise BadPath() from None
+    if b"\0" in raw:
+        raise BadPath()
+    return raw
+
+
 def open_path(
     path: str, flags: int, *, follow_symlinks: bool = True, dir_fd: Optional[int] = None, beneath: bool = False
 ) -> int:
@@ -63,6 +87,7 @@ def open_path(
     "Too many levels of symbolic links").
     """
     flags |= os.O_CLOEXEC | (0 if follow_symlinks else os.O_NOFOLLOW)
+    encoded(path)
     try:
         if beneath:
             if dir_fd is None:
@@ -116,6 +141,102 @@ def read_small_attribute(path: str, limit: int, dir_fd: int) -> Optional[bytes]:
     return data if len(data) <= limit else None
 
 
+_DECIMAL = re.compile(rb"[0-9]{1,20}")
+
+
+def decimal(raw: Union[bytes, str], maximum: int) -> Optional[int]:
+    """A number a tree presents as decimal text (sysfs's ``bConfigurationValue``,
+    each half of a ``dev`` attribute's ``MAJOR:MINOR``), or None when it is not one.
+
+    ASCII digits only, surrounding ASCII whitespace allowed (sysfs ends values
+    with a newline), at most ``maximum``: ``str.isdigit`` accepts '²' and
+    ``int`` accepts '٣', and an unbounded value overflows the C types it goes
+    to (``os.makedev``). Callers say what a None costs, in a notice.
+    """
+    if isinstance(raw, str):
+        if not raw.isascii():
+            return None
+        raw = raw.encode("ascii")
+    text = raw.strip()
+    if not _DECIMAL.fullmatch(text):
+        return None
+    value = int(text)
+    return value if value <= maximum else None
+
+
+# What a directory entry is, its final symlink not followed (``entries``).
+DIRECTORY, FILE, LINK, OTHER = "directory", "file", "link", "other"
+
+
+def entries(directory: int) -> List[Tuple[str, str]]:
+    """The names in the open ``directory`` and what each is (DIRECTORY, FILE, LINK or
+    OTHER: a FIFO, socket or device), symlinks not followed. Raises OSError."""
+    found = []
+    with os.scandir(directory) as listing:
+        for entry in listing:
+            if entry.is_symlink():
+                kind = LINK
+            elif entry.is_dir(follow_symlinks=False):
+                kind = DIRECTORY
+            elif entry.is_file(follow_symlinks=False):
+                kind = FILE
+            else:
+                kind = OTHER
+            found.append((entry.name, kind))
+    return found
+
+
+class Tree:
+    """A directory tree every path of which is resolved beneath its root, for real.
+
+    The root is opened once (``Tree.open``); each later path is relative to it
+    and resolved beneath it (``open_path``'s ``beneath``: openat2, or the
+    component-wise walk), final symlinks never followed. No symlink, however
+    chained, and no directory swapped for one while the tree is read, leads
+    out of it. ``shown`` is the root as messages name it.
+    """
+
+    __slots__ = ("fd", "shown")
+
+    def __init__(self, fd: int, shown: str) -> None:
+        self.fd = fd
+        self.shown = shown
+
+    @classmethod
+    def open(cls, path: str) -> "Tree":
+        """The directory ``path``, named by the user (so opened as named). Raises OSError."""
+        return cls(open_path(path, os.O_RDONLY | os.O_DIRECTORY), path)
+
+    def subtree(self, relative: str) -> "Tree":
+        """The directory ``relative`` as a tree of its own (the caller closes it),
+        resolved beneath this one: ``--sysfs ROOT``'s ``firmware/devicetree/base``
+        cannot lead out of ROOT, whatever symlinks are on the way. Raises OSError
+        (OutsideRoot, NotADirectoryError, FileNotFoundError...)."""
+        fd = open_path(relative, os.O_RDONLY | os.O_DIRECTORY, dir_fd=self.fd, beneath=True)
+        return Tree(fd, self.path(relative))
+
+    def path(self, relative: str) -> str:
+        """``relative`` as messages show it."""
+        return self.shown if relative in ("", ".") else os.path.join(self.shown, relative)
+
+    def read(self, relative: str, limit: int) -> bytes:
+        """Up to ``limit`` bytes of the regular file ``relative`` (``read_regular_file``)."""
+        return read_regular_file(relative or ".", limit, follow_symlinks=False, dir_fd=self.fd, beneath=True)
+
+    def open_directory(self, relative: str) -> int:
+        """An fd of the directory ``relative`` (the caller closes it); its final component no symlink."""
+        return open_path(relative or ".", os.O_RDONLY | os.O_DIRECTORY, follow_symlinks=False, dir_fd=self.fd, beneath=True)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def __enter__(self) -> "Tree":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
 def _is_symlink(path: str, dir_fd: Optional[int]) -> bool:
     try:
         return stat.S_ISLNK(os.lstat(path, dir_fd=dir_fd).st_mode)
@@ -159,8 +280,8 @@ def _load_openat2() -> Union[Openat2, Literal[False]]:
     def openat2(dir_fd: int, path: str, flags: int) -> Optional[int]:
         """The new fd; None when the kernel (or a seccomp filter) has no openat2."""
         how = OpenHow(flags, 0, _RESOLVE_BENEATH | _RESOLVE_NO_MAGICLINKS)
-        fd = syscall(
-            ctypes.c_long(_SYS_OPENAT2), ctypes.c_long(dir_fd), ctypes.c_char_p(os.fsencode(path)),
+        fd = syscall(  # encoded() refuses a NUL, which c_char_p would silently cut the path at
+            ctypes.c_long(_SYS_OPENAT2), ctypes.c_long(dir_fd), ctypes.c_char_p(encoded(path)),
             ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how)),
         )
         if fd >= 0:

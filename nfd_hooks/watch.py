@@ -108,10 +108,11 @@ def refresh_delay(content: bytes, now: datetime, expires_in: Optional[timedelta]
 
 def read_existing(path: Path) -> Optional[bytes]:
     """The current file, or None when it cannot be read or is no regular file
-    (then it is rewritten). Opened non-blocking: a FIFO planted at the target
-    must not hang the watcher, deaf to SIGTERM."""
+    (then it is rewritten). A symlink there is not followed: its target, any
+    file on the host, would be logged as removed features. Opened non-blocking:
+    a FIFO planted at the target must not hang the watcher, deaf to SIGTERM."""
     try:
-        return read_regular_file(str(path), MAX_FILE_SIZE + 1)
+        return read_regular_file(str(path), MAX_FILE_SIZE + 1, follow_symlinks=False)
     except OSError:
         return None
 

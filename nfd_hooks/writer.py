@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Iterator, List, NamedTuple, Sequence, Tuple
 
 from nfd_hooks.errors import InputError, OutputError, Terminated
-from nfd_hooks.features import PART_INFIX
+from nfd_hooks.features import PART_HASH_LENGTH, PART_INFIX
 
 FILE_MODE = 0o644
 # One per uid (the root one-shot hook and the 65534 watcher share features.d),
@@ -34,9 +34,15 @@ FILE_MODE = 0o644
 _TEMPORARY_DIRECTORY = ".nfd-hooks-tmp.{uid}"
 _TEMPORARY_SUFFIX = ".tmp"
 # What tempfile.mkstemp puts between prefix and suffix: 8 of [a-z0-9_].
-_RANDOM_PART = r"[a-z0-9_]{8}"
+_RANDOM_LENGTH = 8
+_RANDOM_PART = f"[a-z0-9_]{{{_RANDOM_LENGTH}}}"
 # What follows --name in the name of a further file of a split output.
-_PART = re.escape(PART_INFIX) + "[0-9a-f]{8}"
+_PART = re.escape(PART_INFIX) + f"[0-9a-f]{{{PART_HASH_LENGTH}}}"
+# The longest file name Linux filesystems take, in bytes.
+NAME_MAX = 255
+# Temporaries made in a row, each taken as stale by another writer's cleanup
+# before it could be locked, before giving up (once is already rare).
+_LOCK_TRIES = 8
 
 
 class Written(NamedTuple):
@@ -49,9 +55,31 @@ class Written(NamedTuple):
 
 def check_file_name(name: str) -> None:
     """A plain file name NFD will read: not hidden, no directory part, no
-    control characters (they forge lines in logs and listings)."""
+    control characters (they forge lines in logs and listings), and short
+    enough for every name the writer makes from it, the temporary of a part
+    file the longest: a split output must not fail ("File name too long")
+    where a small one worked."""
     if not name or "/" in name or name.startswith(".") or any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
         raise InputError(f"--name {name!r} must be a plain file name, not starting with '.', without control characters")
+    extra = len(longest_name(""))
+    try:
+        size = len(os.fsencode(name))
+    except UnicodeError:
+        raise InputError(f"--name {name!r} cannot be a file name") from None
+    if size + extra > NAME_MAX:
+        raise InputError(
+            f"--name is {size} bytes, at most {NAME_MAX - extra}: the temporaries of its part files "
+            f"add {extra} to it, and a file name is at most {NAME_MAX} bytes"
+        )
+
+
+def longest_name(name: str) -> str:
+    """The longest file name the writer makes for ``name``: a part file's temporary."""
+    return _temporary_prefix(name + PART_INFIX + "0" * PART_HASH_LENGTH) + "x" * _RANDOM_LENGTH + _TEMPORARY_SUFFIX
+
+
+def _temporary_prefix(target: str) -> str:
+    return f".{target}."
 
 
 def write_atomically(directory: Path, name: str, content: bytes) -> Path:
@@ -131,23 +159,47 @@ def _unlink(path: Path) -> None:
 
 
 def _replace(directory: Path, scratch: Path, target: Path, content: bytes) -> None:
+    fd, temporary = _locked_temporary(directory, scratch, target.name)
     try:
-        fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=_TEMPORARY_SUFFIX, dir=scratch)
-    except OSError as error:
-        raise OutputError(_cannot_write(directory, error)) from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # in use: remove_stale_temporaries leaves it alone
-        with os.fdopen(fd, "wb") as stream:
+        with os.fdopen(fd, "wb", closefd=False) as stream:
             stream.write(content)
             stream.flush()
             os.fsync(stream.fileno())
             os.fchmod(stream.fileno(), FILE_MODE)
-        os.replace(temporary, target)
+        os.replace(temporary, target)  # still locked: no other writer's cleanup can take it
     except BaseException as error:
         _unlink(Path(temporary))
         if isinstance(error, OSError):
             raise OutputError(f"cannot write {target}: {error.strerror or error}") from None
         raise
+    finally:
+        os.close(fd)  # the lock goes with it, once the temporary is renamed or removed
+
+
+def _locked_temporary(directory: Path, scratch: Path, name: str) -> Tuple[int, str]:
+    """A new temporary for ``name`` in ``scratch``, exclusively flocked: its fd and path.
+
+    Another writer on the same features.d (a ``write`` beside a ``watch``, two
+    watches) removes the temporaries it can lock as stale, so each one is
+    locked from just after its creation until after its rename. In the instant
+    between creation and lock, that cleanup may take it: the lock then finds it
+    unlinked, and another is made.
+    """
+    for _ in range(_LOCK_TRIES):
+        try:
+            fd, temporary = tempfile.mkstemp(prefix=_temporary_prefix(name), suffix=_TEMPORARY_SUFFIX, dir=scratch)
+        except OSError as error:
+            raise OutputError(_cannot_write(directory, error)) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # in use: remove_stale_temporaries leaves it alone
+            if os.fstat(fd).st_nlink > 0:
+                return fd, temporary
+        except OSError as error:
+            os.close(fd)
+            _unlink(Path(temporary))
+            raise OutputError(f"cannot write {directory / name}: {error.strerror or error}") from None
+        os.close(fd)  # removed as stale before it was locked: make another
+    raise OutputError(f"cannot write {directory / name}: its temporary files kept vanishing in {scratch}")
 
 
 def is_own_temporary(entry: str, name: str) -> bool:
@@ -160,9 +212,10 @@ def is_own_temporary(entry: str, name: str) -> bool:
 def remove_stale_temporaries(scratch: Path, name: str) -> None:
     """Remove this writer's temporaries for ``name`` that no live writer holds.
 
-    A writer keeps an exclusive flock on its temporary until the rename; one
-    that can be locked was left by a writer that died (SIGKILL, power cut).
-    Only names this writer makes are touched.
+    A writer keeps an exclusive flock on its temporary from its creation until
+    after its rename (``_locked_temporary``); one that can be locked was left by
+    a writer that died (SIGKILL, power cut). Only names this writer makes are
+    touched.
     """
     try:
         with os.scandir(scratch) as entries:
@@ -177,7 +230,8 @@ def remove_stale_temporaries(scratch: Path, name: str) -> None:
             continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            os.unlink(path)
+            if os.fstat(fd).st_ino == os.lstat(path).st_ino:  # still that file: not renamed meanwhile
+                os.unlink(path)
         except OSError:
             pass  # held by a live writer, or gone already
         finally:
@@ -229,7 +283,7 @@ def temporary_directory(directory: Path) -> Tuple[Path, bool]:
     scratch = directory / _TEMPORARY_DIRECTORY.format(uid=os.getuid())
     created = True
     try:
-        os.mkdir(scratch)
+        os.mkdir(scratch, 0o700)  # private from its creation: a second writer may look at once
         os.chmod(scratch, 0o700)  # whatever the umask
     except FileExistsError:
         created = False

@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from nfd_hooks.errors import InputError
-from nfd_hooks.safe_read import read_regular_file
+from nfd_hooks.safe_read import DIRECTORY, FILE, Tree, entries, read_regular_file
 from nfd_hooks.sources.devicetree.blob import MAX_BLOB_SIZE, MAX_DEPTH, BlobNode, is_blob_name, looks_like_blob, parse_blob
-from nfd_hooks.sources.devicetree.tree import devicetree_directory_problem
+from nfd_hooks.sources.devicetree.tree import LIVE_TREE, devicetree_directory_problem
+
+FDT = "firmware/fdt"  # the blob the kernel booted with, under the sysfs root
 
 
 @dataclass
@@ -31,42 +33,49 @@ def _synthesized_name(node_name: str) -> bytes:
     return (b"" if node_name == "/" else node_name.split("@", 1)[0].encode()) + b"\0"
 
 
-def read_live_tree(directory: Path) -> PlainNode:
+def read_live_tree(tree: Tree) -> PlainNode:
     """Every node and property of a ``/proc/device-tree``-shaped directory.
 
     pyfdt's FdtFsParse would do this, but it lists in directory order (so the
     blob's bytes would change from run to run), opens FIFOs (a hang), follows
-    nothing safely and keeps the kernel's synthesized ``name`` properties,
-    which a real blob does not have. This walk is sorted, reads regular files
-    only, drops those ``name`` properties and bounds the total size.
+    symlinks anywhere and keeps the kernel's synthesized ``name`` properties,
+    which a real blob does not have. This walk is sorted, resolves every path
+    beneath the tree's root (``safe_read.Tree``), skips symlinks and anything
+    but directories and regular files (as the live reader does), drops those
+    ``name`` properties and bounds the total size.
     """
     root = PlainNode("/")
-    pending: List[Tuple[Path, PlainNode, int]] = [(directory, root, 0)]
+    pending: List[Tuple[str, PlainNode, int]] = [("", root, 0)]
     total = 0
     while pending:
-        path, node, depth = pending.pop()
+        relative, node, depth = pending.pop()
         try:
-            entries = sorted(os.scandir(path), key=lambda e: e.name)
+            directory = tree.open_directory(relative)
+            try:
+                listed = sorted(entries(directory))
+            finally:
+                os.close(directory)
         except OSError as error:
-            raise InputError(f"{path}: cannot list devicetree node: {error.strerror}") from None
-        for entry in entries:
-            if entry.is_symlink():
+            raise InputError(f"{tree.path(relative)}: cannot list devicetree node: {error.strerror}") from None
+        for name, kind in listed:
+            path = f"{relative}/{name}" if relative else name
+            if kind not in (DIRECTORY, FILE):
                 continue
-            if entry.is_dir() or entry.is_file():
-                _check_blob_name(entry.path, entry.name, depth + entry.is_dir())
-            if entry.is_dir():
-                child = PlainNode(entry.name)
+            _check_blob_name(tree.path(path), name, depth + (kind == DIRECTORY))
+            if kind == DIRECTORY:
+                child = PlainNode(name)
                 node.children.append(child)
-                pending.append((Path(entry.path), child, depth + 1))
-            elif entry.is_file():
-                value = read_regular(Path(entry.path), MAX_BLOB_SIZE)
-                if value is None:
-                    raise InputError(f"{entry.path}: cannot read devicetree property")
-                total += len(value)
-                if total > MAX_BLOB_SIZE:
-                    raise InputError(f"{directory}: devicetree over {MAX_BLOB_SIZE} bytes")
-                if not (entry.name == "name" and value == _synthesized_name(node.name)):
-                    node.properties[entry.name] = value
+                pending.append((path, child, depth + 1))
+                continue
+            try:
+                value = tree.read(path, MAX_BLOB_SIZE + 1)
+            except OSError:
+                raise InputError(f"{tree.path(path)}: cannot read devicetree property") from None
+            total += len(value)
+            if total > MAX_BLOB_SIZE:
+                raise InputError(f"{tree.shown}: devicetree over {MAX_BLOB_SIZE} bytes")
+            if not (name == "name" and value == _synthesized_name(node.name)):
+                node.properties[name] = value
     return root
 
 
@@ -143,39 +152,69 @@ def capture_devicetree(sysfs: Path, devicetree: Optional[Path], notices: List[st
 
     ``<sysfs>/firmware/fdt`` is the blob the kernel booted with; it is used when
     readable and equal to the live tree (runtime overlays would make them
-    differ, and a live run reads the live tree).
+    differ, and a live run reads the live tree). Both are resolved beneath
+    ``sysfs`` for real, as the live reader resolves them: a symlink there
+    leading out of it is not followed, and the bundle has no devicetree.
     """
     if devicetree is not None:
         if devicetree.is_dir():
-            problem = devicetree_directory_problem(str(devicetree))
-            if problem:  # before a walk of it: /tmp is no tree
-                raise InputError(f"{devicetree}: {problem}")
-            return build_blob(read_live_tree(devicetree)), str(devicetree)
-        return _checked_blob(devicetree, required=True), str(devicetree)
-    live = sysfs / "firmware" / "devicetree" / "base"
-    fdt = sysfs / "firmware" / "fdt"
-    blob = _checked_blob(fdt, required=False) if fdt.exists() else None
-    if blob is None and fdt.exists():
-        notices.append(f"{fdt} is not readable (root only): built the blob from {live}")
-    if not live.is_dir() or devicetree_directory_problem(str(live)):
-        if blob is None:
-            notices.append(f"no devicetree at {live}: the bundle has none")
-        return blob, (str(fdt) if blob is not None else None)
-    tree = read_live_tree(live)
+            try:
+                named = Tree.open(str(devicetree))
+            except OSError as error:
+                raise InputError(f"{devicetree}: cannot read devicetree: {error.strerror}") from None
+            with named:
+                problem = devicetree_directory_problem(named)
+                if problem:  # before a walk of it: /tmp is no tree
+                    raise InputError(f"{devicetree}: {problem}")
+                return build_blob(read_live_tree(named)), str(devicetree)
+        data = read_regular(devicetree, MAX_BLOB_SIZE + 1)
+        if data is None:
+            raise InputError(f"{devicetree}: cannot read devicetree blob")
+        return _checked_blob(data, devicetree), str(devicetree)
+    try:
+        root = Tree.open(str(sysfs))
+    except OSError as error:
+        notices.append(f"no devicetree at {sysfs / LIVE_TREE} ({error.strerror}): the bundle has none")
+        return None, None
+    with root:
+        return _capture_node(root, notices)
+
+
+def _capture_node(sysfs: Tree, notices: List[str]) -> Tuple[Optional[bytes], Optional[str]]:
+    """``capture_devicetree`` for the node's own devicetree, under its sysfs root.
+
+    Without a live tree to read there is no devicetree in the bundle, even if
+    ``firmware/fdt`` is there: a scan of the node reads the live tree only, and
+    replay must read what it read.
+    """
+    try:
+        live = sysfs.subtree(LIVE_TREE)
+    except OSError as error:
+        why = "" if isinstance(error, FileNotFoundError) else f" ({error.strerror})"
+        notices.append(f"no devicetree at {sysfs.path(LIVE_TREE)}{why}: the bundle has none")
+        return None, None
+    with live:
+        if devicetree_directory_problem(live):  # torn or emptied: no tree to read, as for the scan
+            notices.append(f"no devicetree at {live.shown} (no 'name' or 'compatible' at its top): the bundle has none")
+            return None, None
+        tree = read_live_tree(live)
+    fdt = sysfs.path(FDT)
+    try:
+        blob = _checked_blob(sysfs.read(FDT, MAX_BLOB_SIZE + 1), Path(fdt))
+    except FileNotFoundError:
+        blob = None
+    except OSError as error:
+        notices.append(f"{fdt} is not readable ({error.strerror}): built the blob from {live.shown}")
+        blob = None
     if blob is not None:
-        if _canonical(_from_blob_node(parse_blob(blob, str(fdt)))) == _canonical(tree):
-            return blob, str(fdt)
-        notices.append(f"{fdt} differs from {live} (runtime overlays?): captured the live tree")
-    return build_blob(tree), str(live)
+        if _canonical(_from_blob_node(parse_blob(blob, fdt))) == _canonical(tree):
+            return blob, fdt
+        notices.append(f"{fdt} differs from {live.shown} (runtime overlays?): captured the live tree")
+    return build_blob(tree), live.shown
 
 
-def _checked_blob(path: Path, required: bool) -> Optional[bytes]:
-    """A sane blob's bytes; None if unreadable and not ``required``."""
-    data = read_regular(path, MAX_BLOB_SIZE + 1)
-    if data is None:
-        if required:
-            raise InputError(f"{path}: cannot read devicetree blob")
-        return None
+def _checked_blob(data: bytes, path: Path) -> bytes:
+    """``data``, read from ``path``, if it is a sane blob; InputError otherwise."""
     if not looks_like_blob(data):
         raise InputError(f"{path}: not a devicetree blob")
     if len(data) > MAX_BLOB_SIZE:

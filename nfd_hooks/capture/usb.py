@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from nfd_hooks.bundle import USB_DEVICES
-from nfd_hooks.capture.devicetree import read_regular
-from nfd_hooks.sources.usb.sysfs import DEVICE_ATTRIBUTES, INTERFACE_ATTRIBUTES
+from nfd_hooks.safe_read import DIRECTORY, Tree, entries
+from nfd_hooks.sources.usb.sysfs import ATTRIBUTE_LIMITS, DEVICE_ATTRIBUTES, INTERFACE_ATTRIBUTES
 
 SERIAL = "serial"  # identifies a device: captured only on request
-MAX_ATTRIBUTE_SIZE = 64 * 1024  # sysfs text is a page; USB descriptors a few KiB
 
 ID_ATTRIBUTES = ("idVendor", "idProduct", "bDeviceClass")  # what the reader skips a device for
 
@@ -26,47 +25,75 @@ def capture_usb(sysfs: Path, with_serials: bool, notices: List[str]) -> Tuple[Di
     for the USB devices under ``<sysfs>/bus/usb/devices``, and how many devices.
 
     Only the attributes the sysfs USB reader opens are copied (its
-    DEVICE_ATTRIBUTES and INTERFACE_ATTRIBUTES); every entry keeps its
-    kernel-shaped relative symlink into ``devices/``.
+    DEVICE_ATTRIBUTES and INTERFACE_ATTRIBUTES), each as much of it as the
+    reader reads (``ATTRIBUTE_LIMITS``); every entry keeps its kernel-shaped
+    relative symlink into ``devices/``. Everything is read beneath ``sysfs``
+    for real, as the reader reads it.
     """
     files: Dict[str, bytes] = {}
     links: Dict[str, str] = {}
     top = sysfs.joinpath(*USB_DEVICES)
+    listed_top = "/".join(USB_DEVICES)
     try:
-        names = sorted(os.listdir(top))
+        tree = Tree.open(str(sysfs))
     except OSError:
         notices.append(f"no USB bus at {top}: the bundle has no USB devices")
         return files, links, 0
-    real_root = os.path.realpath(sysfs)
-    device_attributes = [a for a in DEVICE_ATTRIBUTES if with_serials or a != SERIAL]
-    devices = 0
-    for name in names:
-        entry = top / name
-        listed = "/".join(USB_DEVICES + (name,))
-        real = os.path.realpath(entry)
-        inside = os.path.relpath(real, real_root)
-        if inside.startswith(".." + os.sep) or inside == ".." or not os.path.isdir(real):
-            notices.append(f"skipped {entry}: not a directory inside {sysfs}")
-            continue
-        if entry.is_symlink():
-            links[listed] = os.path.relpath(inside, "/".join(USB_DEVICES))
-            target = inside
-        else:
-            target = listed
-        if ":" in name:  # an interface: its device's entry copies its attributes
-            continue
-        unreadable = _unreadable_ids(Path(real))
-        if unreadable:  # the reader skips such a device; absent from the bundle, it would be read with an empty id
-            notices.append(f"skipped USB device {name}: {unreadable} cannot be read")
-            continue
-        copied = _copy_attributes(Path(real), target, device_attributes, files)
-        if "idProduct" not in copied:
-            continue
-        devices += 1
-        for sub in sorted(os.scandir(real), key=lambda e: e.name):
-            if sub.is_dir(follow_symlinks=False) and os.path.isfile(os.path.join(sub.path, "bInterfaceClass")):
-                _copy_attributes(Path(sub.path), f"{target}/{sub.name}", INTERFACE_ATTRIBUTES, files)
+    with tree:
+        try:
+            bus = tree.open_directory(listed_top)
+            try:
+                names = sorted(name for name, _ in entries(bus))
+            finally:
+                os.close(bus)
+        except OSError:
+            notices.append(f"no USB bus at {top}: the bundle has no USB devices")
+            return files, links, 0
+        real_root = os.path.realpath(sysfs)
+        device_attributes = [a for a in DEVICE_ATTRIBUTES if with_serials or a != SERIAL]
+        devices = 0
+        for name in names:
+            entry = top / name
+            listed = f"{listed_top}/{name}"
+            try:  # confined for real: the entry resolves to a directory beneath sysfs
+                os.close(tree.subtree(listed).fd)
+            except OSError:
+                notices.append(f"skipped {entry}: not a directory inside {sysfs}")
+                continue
+            inside = os.path.relpath(os.path.realpath(entry), real_root)  # where it leads, for the link's text
+            if inside == ".." or inside.startswith(".." + os.sep):
+                notices.append(f"skipped {entry}: not a directory inside {sysfs}")
+                continue
+            if entry.is_symlink():
+                links[listed] = os.path.relpath(inside, listed_top)
+                target = inside
+            else:
+                target = listed
+            if ":" in name:  # an interface: its device's entry copies its attributes
+                continue
+            unreadable = _unreadable_ids(tree, inside)
+            if unreadable:  # the reader skips such a device; absent from the bundle, it would be read with an empty id
+                notices.append(f"skipped USB device {name}: {unreadable} cannot be read")
+                continue
+            copied = _copy_attributes(tree, inside, target, device_attributes, files)
+            if "idProduct" not in copied:
+                continue
+            devices += 1
+            for sub in _subdirectories(tree, inside):
+                _copy_attributes(tree, f"{inside}/{sub}", f"{target}/{sub}", INTERFACE_ATTRIBUTES, files)
     return files, _captured_links(links, files), devices
+
+
+def _subdirectories(tree: Tree, directory: str) -> List[str]:
+    """The real subdirectories of ``directory`` (interfaces among them), sorted."""
+    try:
+        fd = tree.open_directory(directory)
+        try:
+            return sorted(name for name, kind in entries(fd) if kind == DIRECTORY)
+        finally:
+            os.close(fd)
+    except OSError:
+        return []
 
 
 def _captured_links(links: Dict[str, str], files: Dict[str, bytes]) -> Dict[str, str]:
@@ -82,21 +109,33 @@ def _parents(path: str) -> List[str]:
     return ["/".join(parts[:n]) for n in range(1, len(parts))]
 
 
-def _unreadable_ids(directory: Path) -> Optional[str]:
+def _read(tree: Tree, path: str) -> Optional[bytes]:
+    """As much of the attribute ``path`` as the reader reads; None if it cannot be read."""
+    try:
+        return tree.read(path, ATTRIBUTE_LIMITS[os.path.basename(path)])
+    except OSError:
+        return None
+
+
+def _unreadable_ids(tree: Tree, directory: str) -> Optional[str]:
     """The first id attribute that exists but is no readable regular file (a
     symlink, a FIFO): the live reader skips that device, so capture must too."""
     for name in ID_ATTRIBUTES:
-        path = directory / name
-        if os.path.lexists(path) and read_regular(path, MAX_ATTRIBUTE_SIZE) is None:
+        try:
+            tree.read(f"{directory}/{name}", ATTRIBUTE_LIMITS[name])
+        except FileNotFoundError:
+            continue
+        except OSError:
             return name
     return None
 
 
-def _copy_attributes(directory: Path, target: str, names: Sequence[str], files: Dict[str, bytes]) -> List[str]:
-    """Read the named attributes that exist into ``files``; return their names."""
+def _copy_attributes(tree: Tree, directory: str, target: str, names: Sequence[str], files: Dict[str, bytes]) -> List[str]:
+    """Read the named attributes of ``directory`` that exist into ``files`` under
+    ``target``; return their names."""
     copied = []
     for name in names:
-        value = read_regular(directory / name, MAX_ATTRIBUTE_SIZE)
+        value = _read(tree, f"{directory}/{name}")
         if value is not None:
             files[f"{target}/{name}"] = value
             copied.append(name)

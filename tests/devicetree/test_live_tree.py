@@ -7,6 +7,7 @@ from typing import List
 
 import pytest
 
+from nfd_hooks.safe_read import Tree
 from nfd_hooks.sources.devicetree import tree
 from nfd_hooks.sources.devicetree.tree import filesystem_type, open_live_tree, walk
 from tests.conftest import DTB_DIR
@@ -25,20 +26,21 @@ def _counts_subdirectories(path: Path) -> bool:
 def _walk(root: Path, monkeypatch, filesystem: str) -> List[str]:
     """The paths the walk yields when the tree's filesystem is said to be ``filesystem``."""
     monkeypatch.setattr(tree, "filesystem_type", lambda device: filesystem)
-    return [path for path, _ in walk(open_live_tree(str(root), []))]
+    with Tree.open(str(root)) as opened:
+        return [path for path, _ in walk(open_live_tree(opened, []))]
 
 
 @pytest.fixture
 def listed(monkeypatch):
-    """Every directory os.scandir is asked to list, by the tree reader."""
+    """Every directory the tree reader lists (it lists open directories, by fd)."""
     seen: List[str] = []
-    real = os.scandir
+    real = tree.entries
 
-    def counting(path):
-        seen.append(str(path))
-        return real(path)
+    def counting(directory):
+        seen.append(os.readlink(f"/proc/self/fd/{directory}"))
+        return real(directory)
 
-    monkeypatch.setattr(tree.os, "scandir", counting)
+    monkeypatch.setattr(tree, "entries", counting)
     return seen
 
 

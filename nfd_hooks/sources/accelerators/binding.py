@@ -19,11 +19,13 @@ import stat
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
-from nfd_hooks.safe_read import open_path, read_small_attribute
+from nfd_hooks.safe_read import decimal, open_path, read_small_attribute
 
 # "120:0\n" or a uevent of a few lines; anything larger is not one.
 MAX_ATTRIBUTE_SIZE = 4096
 DEVICETREE_BASE = "firmware/devicetree/base"
+# Linux's dev_t: a 12-bit major and a 20-bit minor (MINORBITS, include/linux/kdev_t.h).
+MAX_MAJOR, MAX_MINOR = (1 << 12) - 1, (1 << 20) - 1
 
 
 class Binding(NamedTuple):
@@ -112,9 +114,12 @@ class SysfsProbe:
         uevent = _attribute(directory, f"{entry}/uevent")
         if number is None or uevent is None:
             return None
-        major, colon, minor = number.strip().partition(":")
         name = next((line[len("DEVNAME="):] for line in uevent.splitlines() if line.startswith("DEVNAME=")), "")
-        if not (colon and major.isdigit() and minor.isdigit() and name):
+        device_number = _device_number(number)
+        if device_number is None:
+            self.notices.append(f"device node of {entry} not checked: its dev {number.strip()!r} is not MAJOR:MINOR")
+            return None
+        if not name:
             return None
         dev = self._dev_root()
         if dev is None:
@@ -127,7 +132,7 @@ class SysfsProbe:
             status = os.fstat(fd)
         finally:
             os.close(fd)
-        if stat.S_ISCHR(status.st_mode) and status.st_rdev == os.makedev(int(major), int(minor)):
+        if stat.S_ISCHR(status.st_mode) and status.st_rdev == device_number:
             return name
         return None
 
@@ -193,6 +198,17 @@ def _devicetree_node(target: str) -> Optional[str]:
     if not marker or (before and not before.endswith("/")) or (node and not node.startswith("/")):
         return None
     return node or "/"
+
+
+def _device_number(text: str) -> Optional[int]:
+    """``dev``'s ``MAJOR:MINOR`` (``120:0``) as a device number; None when it is not
+    one within the kernel's 12 and 20 bits (``120:99999999999999999999`` overflowed
+    os.makedev, ``120:²`` passed str.isdigit and failed int)."""
+    major, colon, minor = text.strip().partition(":")
+    major_number, minor_number = decimal(major, MAX_MAJOR), decimal(minor, MAX_MINOR)
+    if not colon or major_number is None or minor_number is None:
+        return None
+    return os.makedev(major_number, minor_number)
 
 
 def _attribute(directory: int, path: str) -> Optional[str]:

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
+from nfd_hooks.documents import bounded_toml
 from nfd_hooks.errors import InputError
 from nfd_hooks.nfdfile import label_problem
 from nfd_hooks.safe_read import read_regular_file
@@ -157,7 +158,7 @@ def _parse_toml(text: str, origin: str) -> Dict[str, Any]:
     else:
         import tomli as tomllib
     try:
-        document: Dict[str, Any] = tomllib.loads(text)
+        document: Dict[str, Any] = bounded_toml(tomllib.loads, text, origin)
         return document
     except tomllib.TOMLDecodeError as error:
         message = str(error).splitlines()[0] if str(error) else "invalid TOML"

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import List, NamedTuple, Optional
 
-from nfd_hooks.safe_read import read_small_attribute
+from nfd_hooks.safe_read import open_path, read_small_attribute
 
 # sysfs id files are 7 bytes; anything longer is not one.
 MAX_ID_FILE_SIZE = 64
@@ -39,20 +39,25 @@ def read_pci_devices(sysfs: Path, notices: List[str]) -> List[PciDevice]:
     """
     root = sysfs / "bus" / "pci" / "devices"
     try:
-        with os.scandir(root) as entries:
-            names = sorted(entry.name for entry in entries)
+        root_fd = os.open(sysfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except FileNotFoundError:
         return []
     except OSError as error:
-        notices.append(f"skipped PCI devices: cannot list {root}: {error.strerror}")
+        notices.append(f"skipped PCI devices: cannot open {sysfs}: {error.strerror}")
         return []
     devices = []
     try:
-        root_fd = os.open(sysfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError as error:
-        notices.append(f"skipped PCI devices: cannot open {sysfs}: {error.strerror}")
-        return []
-    try:
+        try:  # listed beneath the root: no name from outside it reaches a notice
+            listing = open_path("bus/pci/devices", os.O_RDONLY | os.O_DIRECTORY, dir_fd=root_fd, beneath=True)
+            try:
+                names = sorted(os.listdir(listing))
+            finally:
+                os.close(listing)
+        except FileNotFoundError:
+            return []
+        except OSError as error:
+            notices.append(f"skipped PCI devices: cannot list {root}: {error.strerror}")
+            return []
         for name in names:
             vendor = _read_id(root_fd, name, "vendor")
             device = _read_id(root_fd, name, "device")

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Pattern
 from nfd_hooks.errors import InputError
 from nfd_hooks.features import Feature
 from nfd_hooks.nfdfile import prefix_problem, raw_feature_problem
-from nfd_hooks.safe_read import NotARegularFile, read_regular_file
+from nfd_hooks.safe_read import NotARegularFile, Tree, read_regular_file
 from nfd_hooks.sources.base import SourceReport
 from nfd_hooks.sources.devicetree.naming import decode, label_name
 from nfd_hooks.sources.devicetree.result import DevicetreeFound, LabelMade, NodeSeen
-from nfd_hooks.sources.devicetree.tree import DtNode, devicetree_directory_problem, open_live_tree, walk
+from nfd_hooks.sources.devicetree.tree import LIVE_TREE, MAX_PROPERTY_SIZE, DtNode, devicetree_directory_problem, open_live_tree, walk
 
 if TYPE_CHECKING:
     from nfd_hooks.options import Options
@@ -36,7 +36,9 @@ MODEL = "root/model"  # the raw feature of the root's model, after the prefix (s
 
 
 class DevicetreeOptions(NamedTuple):
-    """``path`` is a DTB or a live-tree directory; ``required`` when the user named it.
+    """``path`` is a DTB or a live-tree directory; ``required`` when the user named it;
+    ``beneath``: the sysfs root ``path`` is the live tree of (``LIVE_TREE`` under
+    it), which it is resolved beneath, or None for a path the user named.
 
     A NamedTuple for start-up time (see ``nfd_hooks.features.Feature``).
     """
@@ -47,6 +49,7 @@ class DevicetreeOptions(NamedTuple):
     prefix: str = DEFAULT_PREFIX
     include_disabled: bool = False
     raw_features: bool = True
+    beneath: Optional[Path] = None
 
 
 class _Tally:
@@ -80,16 +83,22 @@ def compatible_strings(raw: Optional[bytes]) -> List[bytes]:
     return [s for s in (raw or b"").split(b"\0") if s]
 
 
-def read_devicetree(path: Path, notices: List[str]) -> Tuple[DtNode, str]:
-    """Open ``path`` as a live tree or a DTB; return the root and the reader used.
+def read_devicetree(path: Path, notices: List[str]) -> Tuple[DtNode, str, Optional[Tree]]:
+    """Open ``path`` (named by the user) as a live tree or a DTB: the root, the
+    reader used, and the tree to close once read (None for a blob).
 
     InputError when it is neither (a directory without a tree's top: see
-    ``tree.devicetree_directory_problem``)."""
+    ``tree.devicetree_directory_problem``, which looks beneath the opened tree)."""
     if path.is_dir():
-        problem = devicetree_directory_problem(str(path))
+        try:
+            tree = Tree.open(str(path))
+        except OSError as error:
+            raise InputError(f"{path}: cannot read devicetree: {error.strerror}") from None
+        problem = devicetree_directory_problem(tree)
         if problem:
+            tree.close()
             raise InputError(f"{path}: {problem}")
-        return open_live_tree(str(path), notices), "tree"
+        return open_live_tree(tree, notices), "tree", tree
     from nfd_hooks.sources.devicetree.blob import MAX_BLOB_SIZE, looks_like_blob, parse_blob  # live nodes have no blob
 
     try:
@@ -100,22 +109,65 @@ def read_devicetree(path: Path, notices: List[str]) -> Tuple[DtNode, str]:
         raise InputError(f"{path}: cannot read devicetree: {error.strerror}") from None
     if not looks_like_blob(data):
         raise InputError(f"{path}: neither a devicetree blob nor a devicetree directory")
-    return parse_blob(data, str(path)), "blob"  # refuses more than MAX_BLOB_SIZE bytes
+    return parse_blob(data, str(path)), "blob", None  # refuses more than MAX_BLOB_SIZE bytes
+
+
+def _open_live(options: DevicetreeOptions, notices: List[str]) -> Optional[Tuple[DtNode, str, Optional[Tree]]]:
+    """The node's own live tree, ``firmware/devicetree/base`` resolved beneath the
+    sysfs root for real: a symlink there (or at ``firmware``) leading out of it is
+    not followed. None, with a notice, when there is none to read."""
+    assert options.beneath is not None
+    try:
+        with Tree.open(str(options.beneath)) as sysfs:
+            tree = sysfs.subtree(LIVE_TREE)
+    except FileNotFoundError:
+        notices.append(f"no devicetree at {options.path}: no devicetree labels on this node")
+        return None
+    except OSError as error:
+        notices.append(f"skipped the devicetree at {options.path}: {error.strerror}: no devicetree labels on this node")
+        return None
+    if devicetree_directory_problem(tree):
+        # The node's own live tree, torn or emptied: the file is written without it.
+        tree.close()
+        notices.append(f"no devicetree at {options.path} (no 'name' or 'compatible' at its top): no devicetree labels")
+        return None
+    return open_live_tree(tree, notices), "tree", tree
+
+
+def _property(node: DtNode, name: str, path: str, notices: List[str]) -> Optional[bytes]:
+    """A property the source uses, None when absent or over MAX_PROPERTY_SIZE bytes:
+    one limit for the live tree and the blob, so a node and its capture agree."""
+    raw = node.property(name)
+    if raw is not None and len(raw) > MAX_PROPERTY_SIZE:
+        notices.append(f"skipped devicetree property {path.rstrip('/')}/{name}: over {MAX_PROPERTY_SIZE} bytes")
+        return None
+    return raw
 
 
 def discover(options: DevicetreeOptions) -> SourceReport[DevicetreeFound]:
     """Labels and raw features for the devicetree at ``options.path``."""
     report: SourceReport[DevicetreeFound] = SourceReport(NAME, found=DevicetreeFound(str(options.path), None))
-    if not options.path.exists():
+    if options.beneath is not None:
+        opened = _open_live(options, report.notices)
+        if opened is None:
+            return report
+    elif not options.path.exists():
         if options.required:
             raise InputError(f"{options.path}: no such devicetree file or directory")
         report.notices.append(f"no devicetree at {options.path}: no devicetree labels on this node")
         return report
-    if not options.required and options.path.is_dir() and devicetree_directory_problem(str(options.path)):
-        # The node's own <sysfs>/firmware/devicetree/base, torn or emptied: the file is written without it.
-        report.notices.append(f"no devicetree at {options.path} (no 'name' or 'compatible' at its top): no devicetree labels")
-        return report
-    root, reader = read_devicetree(options.path, report.notices)
+    else:
+        opened = read_devicetree(options.path, report.notices)
+    root, reader, tree = opened
+    try:
+        _discover(options, root, reader, report)
+    finally:
+        if tree is not None:
+            tree.close()
+    return report
+
+
+def _discover(options: DevicetreeOptions, root: DtNode, reader: str, report: SourceReport[DevicetreeFound]) -> None:
     selected = node_name_pattern(options.nodes)
     tallies: Dict[str, _Tally] = {}
     exact: Counter[str] = Counter()
@@ -124,8 +176,8 @@ def discover(options: DevicetreeOptions) -> SourceReport[DevicetreeFound]:
     for path, node in walk(root):
         if path != "/" and not selected.fullmatch(node.name):
             continue
-        status = node.property("status")
-        strings = compatible_strings(node.property("compatible"))
+        status = _property(node, "status", path, report.notices)
+        strings = compatible_strings(_property(node, "compatible", path, report.notices))
         seen = NodeSeen(path, None if status is None else decode(status.split(b"\0", 1)[0]), tuple(decode(raw) for raw in strings))
         if path != "/" and not options.include_disabled and not is_enabled(status):
             skipped.append(seen)
@@ -146,7 +198,7 @@ def discover(options: DevicetreeOptions) -> SourceReport[DevicetreeFound]:
         f"{options.prefix}/{name}": f"compatible {', '.join(map(repr, sorted(t.strings)))} at {', '.join(sorted(t.nodes))}"
         for name, t in tallies.items()
     }
-    model = root.property("model")
+    model = _property(root, "model", "/", report.notices)
     model_text = decode(model.split(b"\0", 1)[0]) if model else None
     if options.raw_features:
         report.features += _raw_features(options.prefix, exact, model_text, report.notices)
@@ -162,7 +214,6 @@ def discover(options: DevicetreeOptions) -> SourceReport[DevicetreeFound]:
         counted=tuple(counted),
         skipped=tuple(skipped),
     )
-    return report
 
 
 def _raw_features(prefix: str, exact: Counter[str], model: Optional[str], notices: List[str]) -> List[Feature]:
@@ -201,12 +252,13 @@ class DevicetreeSource:
             return None
         named = options.devicetree is not None
         return DevicetreeOptions(
-            path=options.devicetree if options.devicetree is not None else options.sysfs / "firmware" / "devicetree" / "base",
+            path=options.devicetree if options.devicetree is not None else options.sysfs / LIVE_TREE,
             required=named and options.devicetree_required,
             nodes=tuple(dict.fromkeys(DEFAULT_NODES + options.nodes)),
             prefix=options.prefix,
             include_disabled=options.include_disabled,
             raw_features=options.raw_features,
+            beneath=None if named else options.sysfs,
         )
 
     def discover(self, options: DevicetreeOptions, earlier: Sequence[SourceReport[Any]]) -> SourceReport[DevicetreeFound]:

@@ -11,11 +11,15 @@ import os
 import stat
 from typing import Iterator, List, Optional, Protocol, Sequence, Tuple
 
-from nfd_hooks.safe_read import read_regular_file
+from nfd_hooks.safe_read import DIRECTORY, Tree, entries, read_regular_file
 
-# The largest property we read. Real compatible/model/status values are tens of
-# bytes; a bigger file in a live tree is hostile or torn, and is skipped.
+# The largest property the source uses, whatever the reader: a live tree's
+# file or a blob's value. Real compatible/model/status values are tens of
+# bytes; a bigger one is hostile or torn, and is skipped with a notice
+# (``source.property``), so that a live node and its captured blob agree.
 MAX_PROPERTY_SIZE = 64 * 1024
+# Where a node shows its live tree, under its sysfs root.
+LIVE_TREE = "firmware/devicetree/base"
 
 
 class DtNode(Protocol):
@@ -59,9 +63,13 @@ _MAX_MOUNTINFO = 4 << 20
 class FsNode:
     """A node of a live tree: a directory per node, a file per property.
 
-    Symlinks are never followed (no loops), and only regular files are read,
-    opened non-blocking so a FIFO planted in the tree cannot hang the hook.
-    Unreadable entries are reported through ``notices`` and treated as absent.
+    Every path is resolved beneath the tree's root (``safe_read.Tree``): no
+    symlink is followed out of it, a node or property that is a symlink is
+    skipped, and only regular files are read, opened non-blocking so a FIFO
+    planted in the tree cannot hang the hook. Unreadable entries are reported
+    through ``notices`` and treated as absent. ``property`` gives at most
+    ``MAX_PROPERTY_SIZE + 1`` bytes: the source skips what is larger, from a
+    blob as from here.
 
     Listing a directory is most of the cost of a walk, and most nodes have no
     subnodes: on a filesystem that counts subdirectories in the link count
@@ -69,10 +77,11 @@ class FsNode:
     2, on the tree's own device, is known to be a leaf without listing it.
     """
 
-    __slots__ = ("_directory", "_name", "_notices", "_leaf_device")
+    __slots__ = ("_tree", "_relative", "_name", "_notices", "_leaf_device")
 
-    def __init__(self, directory: str, name: str, notices: List[str], leaf_device: Optional[int] = None) -> None:
-        self._directory = directory
+    def __init__(self, tree: Tree, relative: str, name: str, notices: List[str], leaf_device: Optional[int] = None) -> None:
+        self._tree = tree
+        self._relative = relative  # "" for the root
         self._name = name
         self._notices = notices
         self._leaf_device = leaf_device  # the tree's st_dev when leaves may be told by link count
@@ -82,42 +91,40 @@ class FsNode:
         return self._name
 
     def children(self) -> List["FsNode"]:
-        if self._is_leaf():
-            return []
         try:
-            with os.scandir(self._directory) as entries:
-                return [
-                    FsNode(entry.path, entry.name, self._notices, self._leaf_device)
-                    for entry in entries
-                    if entry.is_dir(follow_symlinks=False)
-                ]
+            directory = self._tree.open_directory(self._relative)
         except OSError as error:
-            self._notices.append(f"skipped unreadable devicetree node {self._directory}: {error.strerror}")
+            self._notices.append(f"skipped unreadable devicetree node {self._tree.path(self._relative)}: {error.strerror}")
             return []
-
-    def _is_leaf(self) -> bool:
-        """Whether the link count shows no subnodes (False when unknown: then list it)."""
-        if self._leaf_device is None:
-            return False
         try:
-            status = os.stat(self._directory, follow_symlinks=False)
-        except OSError:
-            return False  # listing it will report why
-        return status.st_nlink == 2 and status.st_dev == self._leaf_device
+            if self._is_leaf(os.fstat(directory)):
+                return []
+            listed = entries(directory)
+        except OSError as error:
+            self._notices.append(f"skipped unreadable devicetree node {self._tree.path(self._relative)}: {error.strerror}")
+            return []
+        finally:
+            os.close(directory)
+        prefix = f"{self._relative}/" if self._relative else ""
+        return [
+            FsNode(self._tree, prefix + name, name, self._notices, self._leaf_device)
+            for name, kind in listed
+            if kind == DIRECTORY
+        ]
+
+    def _is_leaf(self, status: os.stat_result) -> bool:
+        """Whether the link count shows no subnodes (False when unknown: then list it)."""
+        return self._leaf_device is not None and status.st_nlink == 2 and status.st_dev == self._leaf_device
 
     def property(self, name: str) -> Optional[bytes]:
-        path = os.path.join(self._directory, name)
+        relative = f"{self._relative}/{name}" if self._relative else name
         try:
-            data = read_regular_file(path, MAX_PROPERTY_SIZE + 1, follow_symlinks=False)
+            return self._tree.read(relative, MAX_PROPERTY_SIZE + 1)
         except FileNotFoundError:
             return None
         except OSError as error:  # a FIFO, device node or directory; a symlink (live trees have none); EIO, EACCES: say which
-            self._notices.append(f"skipped devicetree property {path}: {error.strerror}")
+            self._notices.append(f"skipped devicetree property {self._tree.path(relative)}: {error.strerror}")
             return None
-        if len(data) > MAX_PROPERTY_SIZE:
-            self._notices.append(f"skipped devicetree property {path}: over {MAX_PROPERTY_SIZE} bytes")
-            return None
-        return data
 
 
 # What the top of every live tree holds: Linux gives each node a ``name`` file
@@ -127,39 +134,49 @@ class FsNode:
 ROOT_MARKERS = ("name", "compatible")
 
 
-def devicetree_directory_problem(directory: str) -> Optional[str]:
-    """Why ``directory`` is not laid out as a devicetree (None when it is): it
-    needs a regular file ``name`` or ``compatible`` at its top, as every live
-    tree's root has. Says where the tree is when ``directory`` holds one below."""
-    if _has_top(directory):
+def devicetree_directory_problem(tree: Tree) -> Optional[str]:
+    """Why ``tree`` is not laid out as a devicetree (None when it is): it needs a
+    regular file ``name`` or ``compatible`` at its top, as every live tree's root
+    has. Says where the tree is when ``tree`` holds one below, looked up beneath
+    it (``Tree.subtree``): no symlink there is followed out of it."""
+    if _has_top(tree):
         return None
     problem = "not a devicetree directory (no 'name' or 'compatible' file at its top, as a live tree has)"
-    if _has_top(os.path.join(directory, "firmware", "devicetree", "base")):
-        return f"{problem}; it is a sysfs root: did you mean --sysfs {directory}?"
-    if _has_top(os.path.join(directory, "base")):
-        return f"{problem}: did you mean {os.path.join(directory, 'base')}?"
+    if _has_top_below(tree, LIVE_TREE):
+        return f"{problem}; it is a sysfs root: did you mean --sysfs {tree.shown}?"
+    if _has_top_below(tree, "base"):
+        return f"{problem}: did you mean {tree.path('base')}?"
     return problem
 
 
-def _has_top(directory: str) -> bool:
-    return any(_is_regular(os.path.join(directory, marker)) for marker in ROOT_MARKERS)
+def _has_top(tree: Tree) -> bool:
+    return any(_is_regular(tree.fd, marker) for marker in ROOT_MARKERS)
 
 
-def _is_regular(path: str) -> bool:
+def _has_top_below(tree: Tree, relative: str) -> bool:
     try:
-        return stat.S_ISREG(os.lstat(path).st_mode)
+        below = tree.subtree(relative)
+    except OSError:
+        return False
+    with below:
+        return _has_top(below)
+
+
+def _is_regular(directory: int, name: str) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(name, dir_fd=directory).st_mode)
     except OSError:
         return False
 
 
-def open_live_tree(directory: str, notices: List[str]) -> FsNode:
-    """The root of a tree laid out like ``/proc/device-tree``."""
+def open_live_tree(tree: Tree, notices: List[str]) -> FsNode:
+    """The root node of ``tree``, laid out like ``/proc/device-tree``."""
     try:
-        device = os.stat(directory).st_dev
+        device = os.fstat(tree.fd).st_dev
     except OSError:
-        return FsNode(directory, "/", notices)  # listing it will report why
+        return FsNode(tree, "", "/", notices)  # listing it will report why
     counts = filesystem_type(device) in LINK_COUNTING_FILESYSTEMS
-    return FsNode(directory, "/", notices, device if counts else None)
+    return FsNode(tree, "", "/", notices, device if counts else None)
 
 
 def filesystem_type(device: int, mountinfo: str = MOUNTINFO) -> Optional[str]:

@@ -9,9 +9,10 @@ backends that read sysfs attributes (plain files and pyudev).
 from __future__ import annotations
 
 import re
-from typing import Dict, Iterable, NamedTuple, Optional, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 from nfd_hooks.nfdfile import go_trimmed
+from nfd_hooks.safe_read import decimal
 from nfd_hooks.sources.usb.descriptors import interface_classes_by_configuration
 
 
@@ -30,8 +31,9 @@ class UsbDevice(NamedTuple):
 
 
 UNCONFIGURED = 0  # bConfigurationValue when no configuration is active (empty in sysfs)
+MAX_CONFIGURATION = 255  # bConfigurationValue is one byte (USB 2.0, 9.6.3)
 
-_INTERFACE_NAME = re.compile(r"(?P<device>[^:]+):(?P<config>[0-9]+)\.(?P<number>[0-9]+)\Z")
+_INTERFACE_NAME = re.compile(r"(?P<device>[^:]+):(?P<config>[0-9]+)\.(?P<number>[0-9]+)\Z")  # ASCII digits only
 
 
 def hex_value(raw: Optional[bytes], digits: int) -> Optional[str]:
@@ -60,14 +62,19 @@ def text_value(raw: Optional[bytes]) -> Optional[str]:
     return go_trimmed(raw.decode("utf-8", "replace")) or None
 
 
-def active_configuration(raw: Optional[bytes]) -> Optional[int]:
-    """bConfigurationValue: None when unknown (absent), UNCONFIGURED when empty."""
+def active_configuration(raw: Optional[bytes], device_name: str, notices: List[str]) -> Optional[int]:
+    """bConfigurationValue: None when unknown (absent, or not a number 0 to 255,
+    said in a notice: every configuration's interfaces then count), UNCONFIGURED
+    when empty."""
     if raw is None:
         return None
-    text = raw.strip()
-    if not text:
+    if not raw.strip():
         return UNCONFIGURED
-    return int(text) if text.isdigit() else None
+    value = decimal(raw, MAX_CONFIGURATION)
+    if value is None:
+        shown = raw.strip().decode("utf-8", "replace")
+        notices.append(f"USB device {device_name}: bConfigurationValue {shown!r} is not 0 to {MAX_CONFIGURATION}: taken as unknown")
+    return value
 
 
 def interface_owner(interface_name: str) -> Optional[str]:
@@ -86,7 +93,7 @@ def interface_config(interface_name: str, device_name: str) -> Optional[int]:
     match = _INTERFACE_NAME.match(interface_name)
     if not match or interface_owner(interface_name) != device_name:
         return None
-    return int(match.group("config"))
+    return decimal(match.group("config"), MAX_CONFIGURATION)
 
 
 def resolve_interface_classes(

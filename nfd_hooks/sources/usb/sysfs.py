@@ -35,6 +35,16 @@ INTERFACE_ATTRIBUTES = ("bInterfaceClass",)
 ATTRIBUTES = DEVICE_ATTRIBUTES + INTERFACE_ATTRIBUTES
 
 _MAX_TEXT = 4096  # sysfs text attributes are at most a page
+# A string descriptor holds at most 126 UTF-16 code units (bLength is one byte):
+# 378 bytes once the kernel has made them UTF-8, and its newline.
+MAX_STRING = 512
+# How much of each attribute is read, the one place it is said: the reader reads
+# that much and capture copies exactly that much, so a replay reads what the node read.
+ATTRIBUTE_LIMITS = {
+    **{name: _MAX_TEXT for name in ATTRIBUTES},
+    "descriptors": MAX_DESCRIPTORS_SIZE,
+    **{name: MAX_STRING for name in STRING_ATTRIBUTES},
+}
 _GONE = (errno.ENOENT, errno.ENOTDIR, errno.ENODEV)
 
 
@@ -42,14 +52,16 @@ class Unreadable(Exception):
     """An attribute exists but cannot be read (permissions, I/O error)."""
 
 
-def read_attribute(path: str, limit: int = _MAX_TEXT, *, directory: Optional["Directory"] = None) -> Optional[bytes]:
-    """The attribute's bytes; None when absent (or the device vanished meanwhile).
+def read_attribute(path: str, *, directory: Optional["Directory"] = None) -> Optional[bytes]:
+    """The attribute's bytes, at most its ``ATTRIBUTE_LIMITS``; None when absent (or
+    the device vanished meanwhile).
 
     ``path`` is relative to ``directory`` when one is given, and resolved
     beneath it. Real attributes are regular files: a symlink is refused, never
     followed, and a FIFO or device node planted in a captured tree is not
     opened for reading (non-blocking open, then fstat), so it cannot hang the hook.
     """
+    limit = ATTRIBUTE_LIMITS[os.path.basename(path)]
     try:
         if directory is None:
             return read_regular_file(path, limit, follow_symlinks=False)
@@ -108,17 +120,23 @@ def read_devices(root: str, with_serial: bool = True) -> Tuple[List[UsbDevice], 
     top = devices_dir(root)
     notices: List[str] = []
     try:
-        names = os.listdir(top)
+        root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as error:
         if error.errno in _GONE:
             return [], [f"no USB bus at {top}: no USB labels on this node"]
-        return [], [f"cannot list {top}: {error.strerror}: no USB labels"]
-    try:
-        root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError as error:
         return [], [f"cannot open {root}: {error.strerror}: no USB labels"]
     devices = []
     try:
+        try:  # listed beneath the root too: no name from outside it reaches a notice
+            listing = open_path(os.path.join(*_DEVICES), os.O_RDONLY | os.O_DIRECTORY, dir_fd=root_fd, beneath=True)
+            try:
+                names = os.listdir(listing)
+            finally:
+                os.close(listing)
+        except OSError as error:
+            if error.errno in _GONE:
+                return [], [f"no USB bus at {top}: no USB labels on this node"]
+            return [], [f"cannot list {top}: {error.strerror}: no USB labels"]
         for name in names:
             if ":" in name:  # an interface, <device>:<cfg>.<n>
                 continue
@@ -155,11 +173,11 @@ def _read_device_in(directory: Directory, name: str, with_serial: bool, notices:
         ids = (("idVendor", raw_vendor, 4), ("idProduct", raw_product, 4), ("bDeviceClass", raw_class, 2))
         notices.append(f"skipped USB device {name}: {_id_problem(ids)}")
         return None
-    active = active_configuration(_optional("bConfigurationValue", directory, name, notices))
+    active = active_configuration(_optional("bConfigurationValue", directory, name, notices), name, notices)
     interfaces = _read_interfaces(directory, name, notices)
     descriptors = None
     if not has_interface_classes(interfaces):
-        descriptors = _optional("descriptors", directory, name, notices, MAX_DESCRIPTORS_SIZE)
+        descriptors = _optional("descriptors", directory, name, notices)
     return UsbDevice(
         bus_path=name,
         vendor=vendor,
@@ -168,11 +186,6 @@ def _read_device_in(directory: Directory, name: str, with_serial: bool, notices:
         interface_classes=resolve_interface_classes(active, interfaces, name, descriptors),
         serial=text_value(_optional("serial", directory, name, notices)) if with_serial else None,
     )
-
-
-# A string descriptor holds at most 126 UTF-16 code units (bLength is one byte):
-# 378 bytes once the kernel has made them UTF-8, and its newline.
-MAX_STRING = 512
 
 
 def read_strings(root: str, names: List[str]) -> Dict[str, Tuple[Optional[str], Optional[str]]]:
@@ -203,18 +216,18 @@ def read_strings(root: str, names: List[str]) -> Dict[str, Tuple[Optional[str], 
 
 def _string(attribute: str, directory: Directory) -> Optional[str]:
     try:
-        raw = read_attribute(attribute, MAX_STRING + 1, directory=directory)
+        raw = read_attribute(attribute, directory=directory)  # at most MAX_STRING bytes
     except Unreadable:
         return None
-    return text_value(raw[:MAX_STRING]) if raw is not None else None
+    return text_value(raw) if raw is not None else None
 
 
-def _optional(attribute: str, directory: Directory, name: str, notices: List[str], limit: int = _MAX_TEXT) -> Optional[bytes]:
+def _optional(attribute: str, directory: Directory, name: str, notices: List[str]) -> Optional[bytes]:
     """An attribute the device's labels do not depend on: unreadable, it is
     left empty with a notice, and the device keeps its labels (so the JSON
     view, which reads the serial, lists the same features as the file)."""
     try:
-        return read_attribute(attribute, limit, directory=directory)
+        return read_attribute(attribute, directory=directory)
     except Unreadable as error:
         notices.append(f"USB device {name}: {attribute} left empty: {error}")
         return None

@@ -8,7 +8,6 @@ this backend serves a live host and nothing else. pyudev is imported here only.
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
-from nfd_hooks.sources.usb.descriptors import MAX_DESCRIPTORS_SIZE
 from nfd_hooks.sources.usb.model import (
     UsbDevice,
     active_configuration,
@@ -31,7 +30,7 @@ def _attribute(device: Any, name: str) -> Optional[bytes]:  # a pyudev.Device (u
 def _binary_attribute(sys_path: str, name: str) -> Optional[bytes]:
     """Read directly: libudev returns attribute values as C strings, cut at the first NUL."""
     try:
-        return read_attribute(os.path.join(sys_path, name), MAX_DESCRIPTORS_SIZE)
+        return read_attribute(os.path.join(sys_path, name))
     except Unreadable:
         return None
 
@@ -81,7 +80,7 @@ def _record(device: Any, interfaces: Dict[str, Optional[str]], with_serial: bool
         product=product,
         device_class=device_class,
         interface_classes=resolve_interface_classes(
-            active_configuration(_attribute(device, "bConfigurationValue")), interfaces, name, descriptors
+            active_configuration(_attribute(device, "bConfigurationValue"), name, notices), interfaces, name, descriptors
         ),
         serial=text_value(_attribute(device, "serial")) if with_serial else None,
     )
