@@ -11,7 +11,7 @@ import os
 import stat
 from typing import Iterator, List, Optional, Protocol, Sequence, Tuple
 
-from nfd_hooks.safe_read import DIRECTORY, NotARegularFile, Tree, entries, read_regular_file
+from nfd_hooks.safe_read import DIRECTORY, Tree, entries, read_regular_file
 
 # The largest property the source uses, whatever the reader: a live tree's
 # file or a blob's value. Real compatible/model/status values are tens of
@@ -120,9 +120,9 @@ class FsNode:
         relative = f"{self._relative}/{name}" if self._relative else name
         try:
             return self._tree.read(relative, MAX_PROPERTY_SIZE + 1)
-        except (FileNotFoundError, NotARegularFile):
+        except FileNotFoundError:
             return None
-        except OSError as error:  # a symlink (live trees have none), EIO, EACCES: say which
+        except OSError as error:  # a FIFO, device node or directory; a symlink (live trees have none); EIO, EACCES: say which
             self._notices.append(f"skipped devicetree property {self._tree.path(relative)}: {error.strerror}")
             return None
 
