@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from nfd_hooks.allocation import cdi, kube, rpc, slices, wire
+from nfd_hooks.allocation import cdi, events, kube, rpc, slices, wire
 from nfd_hooks.allocation.inventory import Inventory
 from nfd_hooks.allocation.prepared import ClaimError, Prepared
 from nfd_hooks.sources.accelerators.devices import Device
@@ -337,7 +337,7 @@ async def run(driver: Driver, stop: asyncio.Event) -> None:
         directory.mkdir(parents=True, exist_ok=True)
     driver.prepared.load()
     driver.wake = asyncio.Event()
-    monitor = _uevents(driver) if config.uevents else None
+    monitor = events.monitor(driver.inventory.options, driver.wake, driver.log, config.resync) if config.uevents else None
     servers: Dict[Path, Any] = {}
     inodes: Dict[Path, Optional[int]] = {}
     registration, dra = driver.services()
@@ -359,8 +359,7 @@ async def run(driver: Driver, stop: asyncio.Event) -> None:
             if driver.wake.is_set() and not stop.is_set():
                 await asyncio.sleep(SETTLE)  # a device's interfaces arrive in several uevents
     finally:
-        if monitor is not None:
-            asyncio.get_running_loop().remove_reader(monitor.fileno())
+        events.stop(monitor)
         for path, server in servers.items():
             await rpc.close(server)
             if rpc.socket_present(path, inodes[path]):
@@ -369,32 +368,3 @@ async def run(driver: Driver, stop: asyncio.Event) -> None:
 
 SETTLE = 0.3
 SOCKET_CHECK = 10.0  # seconds between checks that our sockets are still there
-
-
-def _uevents(driver: Driver) -> Any:
-    """The kernel's device uevents (as ``watch`` gets them), waking the loop; None if unavailable."""
-    from nfd_hooks.watch import uevent_subsystems
-
-    try:
-        import pyudev
-
-        monitor = pyudev.Monitor.from_netlink(pyudev.Context(), source="kernel")
-        for subsystem in uevent_subsystems(driver.inventory.options):
-            monitor.filter_by(subsystem)
-        monitor.start()
-    except (ImportError, OSError) as error:
-        driver.log(f"no uevents ({error}); rescanning every {driver.config.resync:g} s only")
-        return None
-
-    def drain() -> None:
-        while True:
-            try:
-                if monitor.poll(timeout=0) is None:
-                    break
-            except OSError:  # ENOBUFS: some were lost; rescan anyway
-                break
-        driver.wake.set()
-
-    asyncio.get_running_loop().add_reader(monitor.fileno(), drain)
-    return monitor
-
