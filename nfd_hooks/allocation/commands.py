@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import signal
 import sys
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Dict
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict
 
 from nfd_hooks import api
 from nfd_hooks.allocation.inventory import Inventory
 from nfd_hooks.errors import InputError, NfdHooksError, one_line
+
+if TYPE_CHECKING:
+    import asyncio
 
 
 def log(message: str) -> None:
@@ -50,8 +51,11 @@ def _check_seconds(values: Dict[str, Any], *names: str) -> None:
             raise InputError(f"--{name.replace('_', '-')} must be a finite number of seconds, not {values[name]}")
 
 
-def _serve(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+def _serve(main: Callable[["asyncio.Event"], Awaitable[None]]) -> None:
     """Run ``main(stop)`` until SIGTERM or SIGINT set ``stop``; return normally (exit 0)."""
+    import asyncio
+    import signal
+
     async def runner() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -116,13 +116,6 @@ class Client:
     def update_slice(self, body: Dict[str, Any]) -> Dict[str, Any]:
         return self.request("PUT", f"{SLICES}/{quote(body['metadata']['name'])}", body)
 
-    def delete_slice(self, name: str) -> None:
-        try:
-            self.request("DELETE", f"{SLICES}/{quote(name)}")
-        except ApiError as error:
-            if error.status != 404:
-                raise
-
 
 SLICES = "/apis/resource.k8s.io/v1/resourceslices"
 

@@ -149,10 +149,6 @@ class FakeApi:
                 raise ApiError(409, "conflict")
             return self._store(body)
 
-    def delete_slice(self, name: str) -> None:
-        with self.lock:
-            self.slices.pop(name, None)
-
     def offered(self) -> Dict[str, bool]:
         """Device name -> tainted, in the current slice."""
         with self.lock:
