@@ -17,7 +17,7 @@ firmware makes it leave the bus and come back as ``18d1:9302`` with a new
 device node (on a Raspberry Pi 4 even on another bus, ``1-1.2`` then ``2-1``),
 which a container given the first node can never open. Such a device would be
 allocated, prepared, and useless; withheld, it is offered once its firmware is
-loaded (docs/allocation.md, "Readiness").
+loaded (docs/allocation.md, "Readiness: present-but-not-ready devices are withheld").
 
 The kubelet wipes a node's ResourceSlices when it starts and when a driver is
 gone for 30 s (pkg/kubelet/cm/dra/plugin/dra_plugin_manager.go), so the slice
