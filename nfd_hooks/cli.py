@@ -498,10 +498,19 @@ def dra_driver(
     node_name: NodeNameOpt = None,
     driver_name: Annotated[str, typer.Option("--driver-name", help="The DRA driver name, a DNS subdomain.")] = "accelerator.nfd-hooks.io",
     cdi_dir: Annotated[Path, typer.Option("--cdi-dir", help="Where CDI specs are written.")] = Path("/var/run/cdi"),
-    plugins_dir: Annotated[Path, typer.Option("--plugins-dir", help="The kubelet's plugin directory (our socket and checkpoint go in <dir>/<driver>).")] = Path("/var/lib/kubelet/plugins"),
-    registry_dir: Annotated[Path, typer.Option("--registry-dir", help="The kubelet's plugin registration directory.")] = Path("/var/lib/kubelet/plugins_registry"),
-    grace: Annotated[float, typer.Option("--grace", metavar="SECONDS", help="How long a device may be gone (re-enumerating) before it is withdrawn.")] = 5.0,
-    taint_window: Annotated[float, typer.Option("--taint-window", metavar="SECONDS", help="How long an unplugged device stays tainted NoExecute at least (with DRADeviceTaints).")] = 30.0,
+    plugins_dir: Annotated[
+        Path, typer.Option("--plugins-dir", help="The kubelet's plugin directory (our socket and checkpoint go in <dir>/<driver>).")
+    ] = Path("/var/lib/kubelet/plugins"),
+    registry_dir: Annotated[
+        Path, typer.Option("--registry-dir", help="The kubelet's plugin registration directory.")
+    ] = Path("/var/lib/kubelet/plugins_registry"),
+    grace: Annotated[
+        float, typer.Option("--grace", metavar="SECONDS", help="How long a device may be gone (re-enumerating) before it is withdrawn.")
+    ] = 5.0,
+    taint_window: Annotated[
+        float,
+        typer.Option("--taint-window", metavar="SECONDS", help="How long an unplugged device stays tainted NoExecute at least (with DRADeviceTaints)."),
+    ] = 30.0,
     resync: Annotated[float, typer.Option("--resync", metavar="SECONDS", help="Rescan and check the ResourceSlice this often without uevents.")] = 60.0,
     no_uevents: Annotated[bool, typer.Option("--no-uevents", help="Do not listen for device uevents; rescan every --resync only.")] = False,
     server: Annotated[Optional[str], typer.Option("--server", help="API server URL (default: in-cluster).")] = None,
@@ -527,7 +536,9 @@ def device_plugin(
     host_dev: HostDevOpt = Path("/dev"),
     catalog: CatalogOpt = None,
     resource_prefix: Annotated[str, typer.Option("--resource-prefix", help="Extended resources are <prefix>/<catalog id>.")] = "accelerator.nfd-hooks.io",
-    plugin_dir: Annotated[Path, typer.Option("--plugin-dir", help="The kubelet's device plugin directory (kubelet.sock).")] = Path("/var/lib/kubelet/device-plugins"),
+    plugin_dir: Annotated[
+        Path, typer.Option("--plugin-dir", help="The kubelet's device plugin directory (kubelet.sock).")
+    ] = Path("/var/lib/kubelet/device-plugins"),
     resync: Annotated[float, typer.Option("--resync", metavar="SECONDS", help="Rescan this often without uevents.")] = 60.0,
     no_uevents: Annotated[bool, typer.Option("--no-uevents", help="Do not listen for device uevents; rescan every --resync only.")] = False,
 ) -> None:

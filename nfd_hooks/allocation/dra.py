@@ -32,7 +32,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from nfd_hooks.allocation import cdi, events, kube, rpc, slices, wire
 from nfd_hooks.allocation.inventory import Inventory
@@ -168,7 +168,7 @@ class Driver:
         self.wake.set()
         return entries
 
-    def _prepare_locked(self, claim: wire.Claim, results: List[tuple]) -> List[cdi.Entry]:
+    def _prepare_locked(self, claim: wire.Claim, results: List[Tuple[str, str]]) -> List[cdi.Entry]:
         if any(name not in self.devices or not self.devices[name].allocatable for _, name in results):
             self.rescan()  # a uevent may not have been handled yet
         with self.lock:
@@ -192,7 +192,7 @@ class Driver:
     def rescan(self) -> None:
         try:
             devices, notices = self.inventory.scan()
-        except Exception as error:  # noqa: BLE001: a torn sysfs read must not stop the driver
+        except Exception as error:  # any failure: a torn sysfs read must not stop the driver
             self.log(f"scan failed, keeping the last one: {type(error).__name__}: {error}")
             return
         if notices != self._notices:
@@ -300,7 +300,7 @@ class Driver:
         return max(0.05, min(delays))
 
 
-def allocated(claim: Dict[str, Any], uid: str, driver: str, pool: str) -> List[tuple]:
+def allocated(claim: Dict[str, Any], uid: str, driver: str, pool: str) -> List[Tuple[str, str]]:
     """(request, device) of each of the claim's allocation results for ``driver``; ClaimError
     when the object is not the claim the kubelet named, or is not allocated here."""
     if not isinstance(claim, dict) or claim.get("metadata", {}).get("uid") != uid:

@@ -226,7 +226,7 @@ class Prepared:
         rewrite its spec with the new node, so a restarted container gets it; the
         names of the devices whose spec changed."""
         changed = []
-        for uid, entries in self.claims.items():
+        for entries in self.claims.values():
             for index, entry in enumerate(entries):
                 device = devices.get(entry.device)
                 if device is None or not device.allocatable:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Dict, Optional, Type
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Type
 
 from grpclib.const import Cardinality, Handler, Status
 from grpclib.encoding.base import CodecBase
@@ -30,6 +30,8 @@ class Codec(CodecBase):
     __content_subtype__ = "proto"
 
     def encode(self, message: Any, message_type: Any) -> bytes:
+        if not isinstance(message, Message):
+            raise TypeError(f"not a wire message: {type(message).__name__}")
         return message.encode()
 
     def decode(self, data: bytes, message_type: Any) -> Any:
@@ -47,27 +49,27 @@ class Service:
         self.methods: Dict[str, Handler] = {}
 
     def unary(self, path: str, request: Type[Message], reply: Type[Message], func: Callable[[Any], Awaitable[Message]]) -> None:
-        async def handle(stream: Stream) -> None:
+        async def handle(stream: Stream[Any, Any]) -> None:
             message = await self._receive(stream, path)
             try:
                 answer = await func(message)
             except GRPCError:
                 raise
-            except Exception as error:  # noqa: BLE001: one line and a status, never a dead server
+            except Exception as error:  # any failure: one line and a status, never a dead server
                 self.log(f"{path}: {type(error).__name__}: {error}")
                 raise GRPCError(Status.INTERNAL, f"{type(error).__name__}: {error}") from None
             await stream.send_message(answer)
 
         self.methods[path] = Handler(handle, Cardinality.UNARY_UNARY, request, reply)
 
-    def unary_stream(self, path: str, request: Type[Message], reply: Type[Message], func: Callable[[Any, Stream], Awaitable[None]]) -> None:
-        async def handle(stream: Stream) -> None:
+    def unary_stream(self, path: str, request: Type[Message], reply: Type[Message], func: Callable[[Any, Stream[Any, Any]], Awaitable[None]]) -> None:
+        async def handle(stream: Stream[Any, Any]) -> None:
             message = await self._receive(stream, path)
             await func(message, stream)
 
         self.methods[path] = Handler(handle, Cardinality.UNARY_STREAM, request, reply)
 
-    async def _receive(self, stream: Stream, path: str) -> Any:
+    async def _receive(self, stream: Stream[Any, Any], path: str) -> Any:
         try:
             message = await stream.recv_message()
         except GRPCError as error:
@@ -81,7 +83,7 @@ class Service:
         return self.methods
 
 
-async def serve(services: list, path: Path) -> Server:
+async def serve(services: List[Service], path: Path) -> Server:
     """A server on the unix socket ``path`` (an old socket file there is replaced)."""
     try:
         os.unlink(path)

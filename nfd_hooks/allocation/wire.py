@@ -25,11 +25,13 @@ the field, a group, text that is not UTF-8.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, List, NamedTuple, Optional, Tuple, Type
+import dataclasses
+from typing import Any, ClassVar, Dict, List, NamedTuple, Optional, Tuple, Type, TypeVar, Union
 
 # Wire types.
 VARINT, FIXED64, LENGTH, FIXED32 = 0, 1, 2, 5
-SCALARS = ("string", "bool", "int32", "int64")
+
+_WIRE = "wire"  # the key of a dataclass field's metadata that holds its Field
 
 
 class DecodeError(ValueError):
@@ -45,27 +47,33 @@ class Field(NamedTuple):
     optional: bool = False  # proto3 `optional`: None when absent
 
 
+def field(number: int, kind: str, *, repeated: bool = False, message: Optional[Type["Message"]] = None,
+          optional: bool = False) -> Any:
+    """A message's field: a dataclass field (typed by its annotation, defaulting to its
+    zero value) that carries its upstream number and kind, as betterproto does."""
+    spec = Field(number, "", kind, repeated, message, optional)
+    metadata = {_WIRE: spec}
+    if kind == "map":
+        return dataclasses.field(default_factory=dict, metadata=metadata)
+    if repeated:
+        return dataclasses.field(default_factory=list, metadata=metadata)
+    return dataclasses.field(default=_zero(spec), metadata=metadata)
+
+
+M = TypeVar("M", bound="Message")
+
+
 class Message:
-    """A message: ``FIELDS`` in number order; attributes by field name."""
+    """A message: each subclass is a dataclass whose attributes are ``field``s;
+    ``FIELDS`` lists them in number order (filled in when the subclass is made)."""
 
     FIELDS: ClassVar[Tuple[Field, ...]] = ()
 
-    def __init__(self, **values: Any) -> None:
-        names = {field.name for field in self.FIELDS}
-        unknown = set(values) - names
-        if unknown:
-            raise TypeError(f"{type(self).__name__} has no field {sorted(unknown)[0]!r}")
-        for field in self.FIELDS:
-            setattr(self, field.name, values[field.name] if field.name in values else _zero(field))
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and all(
-            getattr(self, f.name) == getattr(other, f.name) for f in self.FIELDS
-        )
-
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in self.FIELDS if getattr(self, f.name) != _zero(f))
-        return f"{type(self).__name__}({shown})"
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        found = [value.metadata[_WIRE]._replace(name=name) for name, value in vars(cls).items()
+                 if isinstance(value, dataclasses.Field) and _WIRE in value.metadata]
+        cls.FIELDS = tuple(sorted(found, key=lambda spec: spec.number))
 
     def encode(self) -> bytes:
         out = bytearray()
@@ -85,7 +93,7 @@ class Message:
         return bytes(out)
 
     @classmethod
-    def decode(cls, data: bytes) -> "Message":
+    def decode(cls: Type[M], data: bytes) -> M:
         message = cls()
         by_number = {field.number: field for field in cls.FIELDS}
         for number, wire, raw in _fields(data):
@@ -93,13 +101,13 @@ class Message:
             if field is None:
                 continue
             if field.kind == "map":
-                if wire != LENGTH:
+                if not isinstance(raw, bytes):
                     raise DecodeError(f"{cls.__name__}.{field.name}: wrong wire type {wire}")
                 key, value = _map_entry(raw, field)
                 getattr(message, field.name)[key] = value
                 continue
-            if field.repeated and wire == LENGTH and field.kind in ("bool", "int32", "int64"):
-                getattr(message, field.name).extend(_packed(raw))
+            if field.repeated and isinstance(raw, bytes) and field.kind in ("bool", "int32", "int64"):
+                getattr(message, field.name).extend(_decode_value(cls, field, VARINT, item) for item in _packed(raw))
                 continue
             value = _decode_value(cls, field, wire, raw)
             if field.repeated:
@@ -166,15 +174,16 @@ def _read_varint(data: bytes, position: int) -> Tuple[int, int]:
             raise DecodeError("varint longer than 10 bytes")
 
 
-def _fields(data: bytes) -> List[Tuple[int, int, Any]]:
+def _fields(data: bytes) -> List[Tuple[int, int, Union[int, bytes]]]:
     """(number, wire type, value) of each field: an int for varints and fixed, bytes for length-delimited."""
-    found = []
+    found: List[Tuple[int, int, Union[int, bytes]]] = []
     position = 0
     while position < len(data):
         key, position = _read_varint(data, position)
         number, wire = key >> 3, key & 7
         if number == 0:
             raise DecodeError("field number 0")
+        value: Union[int, bytes]
         if wire == VARINT:
             value, position = _read_varint(data, position)
         elif wire == LENGTH:
@@ -193,21 +202,21 @@ def _fields(data: bytes) -> List[Tuple[int, int, Any]]:
     return found
 
 
-def _decode_value(cls: type, field: Field, wire: int, raw: Any) -> Any:
-    expected = LENGTH if field.kind in ("string", "message") else VARINT
-    if wire != expected:
-        raise DecodeError(f"{cls.__name__}.{field.name}: wrong wire type {wire}")
-    if field.kind == "string":
+def _decode_value(cls: type, field: Field, wire: int, raw: Union[int, bytes]) -> Any:
+    if field.kind in ("string", "message"):
+        if wire != LENGTH or not isinstance(raw, bytes):
+            raise DecodeError(f"{cls.__name__}.{field.name}: wrong wire type {wire}")
+        if field.message is not None:
+            return field.message.decode(raw)
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
             raise DecodeError(f"{cls.__name__}.{field.name}: not UTF-8") from None
+    if wire != VARINT or not isinstance(raw, int):
+        raise DecodeError(f"{cls.__name__}.{field.name}: wrong wire type {wire}")
     if field.kind == "bool":
         return raw != 0
-    if field.kind in ("int32", "int64"):
-        return _signed(raw, 32 if field.kind == "int32" else 64)
-    assert field.message is not None
-    return field.message.decode(raw)
+    return _signed(raw, 32 if field.kind == "int32" else 64)
 
 
 def _signed(value: int, bits: int) -> int:
@@ -230,7 +239,7 @@ def _packed(raw: bytes) -> List[int]:
 def _map_entry(raw: bytes, field: Field) -> Tuple[str, Any]:
     key, value = "", (field.message() if field.message else "")
     for number, wire, item in _fields(raw):
-        if wire != LENGTH:
+        if not isinstance(item, bytes):
             raise DecodeError(f"map {field.name}: wrong wire type {wire}")
         try:
             if number == 1:
@@ -244,140 +253,165 @@ def _map_entry(raw: bytes, field: Field) -> Tuple[str, Any]:
 
 # --- pluginregistration v1 (package pluginregistration) ---------------------
 
+@dataclasses.dataclass
 class InfoRequest(Message):
-    FIELDS = ()
+    pass
 
 
+@dataclasses.dataclass
 class PluginInfo(Message):
-    FIELDS = (
-        Field(1, "type", "string"),
-        Field(2, "name", "string"),
-        Field(3, "endpoint", "string"),
-        Field(4, "supported_versions", "string", repeated=True),
-    )
+    type: str = field(1, "string")
+    name: str = field(2, "string")
+    endpoint: str = field(3, "string")
+    supported_versions: List[str] = field(4, "string", repeated=True)
 
 
+@dataclasses.dataclass
 class RegistrationStatus(Message):
-    FIELDS = (Field(1, "plugin_registered", "bool"), Field(2, "error", "string"))
+    plugin_registered: bool = field(1, "bool")
+    error: str = field(2, "string")
 
 
+@dataclasses.dataclass
 class RegistrationStatusResponse(Message):
-    FIELDS = ()
+    pass
 
 
 # --- dra v1 (package k8s.io.kubelet.pkg.apis.dra.v1) ------------------------
 
+@dataclasses.dataclass
 class Claim(Message):
-    FIELDS = (Field(1, "namespace", "string"), Field(2, "uid", "string"), Field(3, "name", "string"))
+    namespace: str = field(1, "string")
+    uid: str = field(2, "string")
+    name: str = field(3, "string")
 
 
+@dataclasses.dataclass
 class Device(Message):
-    FIELDS = (
-        Field(1, "request_names", "string", repeated=True),
-        Field(2, "pool_name", "string"),
-        Field(3, "device_name", "string"),
-        Field(4, "cdi_device_ids", "string", repeated=True),
-        Field(5, "share_id", "string", optional=True),
-    )
+    request_names: List[str] = field(1, "string", repeated=True)
+    pool_name: str = field(2, "string")
+    device_name: str = field(3, "string")
+    cdi_device_ids: List[str] = field(4, "string", repeated=True)
+    share_id: Optional[str] = field(5, "string", optional=True)
 
 
+@dataclasses.dataclass
 class NodePrepareResourcesRequest(Message):
-    FIELDS = (Field(1, "claims", "message", repeated=True, message=Claim),)
+    claims: List[Claim] = field(1, "message", repeated=True, message=Claim)
 
 
+@dataclasses.dataclass
 class NodePrepareResourceResponse(Message):
-    FIELDS = (Field(1, "devices", "message", repeated=True, message=Device), Field(2, "error", "string"))
+    devices: List[Device] = field(1, "message", repeated=True, message=Device)
+    error: str = field(2, "string")
 
 
+@dataclasses.dataclass
 class NodePrepareResourcesResponse(Message):
-    FIELDS = (Field(1, "claims", "map", message=NodePrepareResourceResponse),)
+    claims: Dict[str, NodePrepareResourceResponse] = field(1, "map", message=NodePrepareResourceResponse)
 
 
+@dataclasses.dataclass
 class NodeUnprepareResourcesRequest(Message):
-    FIELDS = (Field(1, "claims", "message", repeated=True, message=Claim),)
+    claims: List[Claim] = field(1, "message", repeated=True, message=Claim)
 
 
+@dataclasses.dataclass
 class NodeUnprepareResourceResponse(Message):
-    FIELDS = (Field(1, "error", "string"),)
+    error: str = field(1, "string")
 
 
+@dataclasses.dataclass
 class NodeUnprepareResourcesResponse(Message):
-    FIELDS = (Field(1, "claims", "map", message=NodeUnprepareResourceResponse),)
+    claims: Dict[str, NodeUnprepareResourceResponse] = field(1, "map", message=NodeUnprepareResourceResponse)
 
 
 # --- deviceplugin v1beta1 (package v1beta1) ---------------------------------
 
+@dataclasses.dataclass
 class Empty(Message):
-    FIELDS = ()
+    pass
 
 
+@dataclasses.dataclass
 class DevicePluginOptions(Message):
-    FIELDS = (Field(1, "pre_start_required", "bool"), Field(2, "get_preferred_allocation_available", "bool"))
+    pre_start_required: bool = field(1, "bool")
+    get_preferred_allocation_available: bool = field(2, "bool")
 
 
+@dataclasses.dataclass
 class RegisterRequest(Message):
-    FIELDS = (
-        Field(1, "version", "string"),
-        Field(2, "endpoint", "string"),
-        Field(3, "resource_name", "string"),
-        Field(4, "options", "message", message=DevicePluginOptions),
-    )
+    version: str = field(1, "string")
+    endpoint: str = field(2, "string")
+    resource_name: str = field(3, "string")
+    options: Optional[DevicePluginOptions] = field(4, "message", message=DevicePluginOptions)
 
 
+@dataclasses.dataclass
 class NUMANode(Message):
-    FIELDS = (Field(1, "ID", "int64"),)
+    ID: int = field(1, "int64")
 
 
+@dataclasses.dataclass
 class TopologyInfo(Message):
-    FIELDS = (Field(1, "nodes", "message", repeated=True, message=NUMANode),)
+    nodes: List[NUMANode] = field(1, "message", repeated=True, message=NUMANode)
 
 
+@dataclasses.dataclass
 class PluginDevice(Message):
     """deviceplugin v1beta1 ``Device`` (renamed here: dra v1 has a ``Device`` too)."""
 
-    FIELDS = (
-        Field(1, "ID", "string"),
-        Field(2, "health", "string"),
-        Field(3, "topology", "message", message=TopologyInfo),
-    )
+    ID: str = field(1, "string")
+    health: str = field(2, "string")
+    topology: Optional[TopologyInfo] = field(3, "message", message=TopologyInfo)
 
 
+@dataclasses.dataclass
 class ListAndWatchResponse(Message):
-    FIELDS = (Field(1, "devices", "message", repeated=True, message=PluginDevice),)
+    devices: List[PluginDevice] = field(1, "message", repeated=True, message=PluginDevice)
 
 
+@dataclasses.dataclass
 class ContainerAllocateRequest(Message):
-    FIELDS = (Field(1, "devices_ids", "string", repeated=True),)
+    devices_ids: List[str] = field(1, "string", repeated=True)
 
 
+@dataclasses.dataclass
 class AllocateRequest(Message):
-    FIELDS = (Field(1, "container_requests", "message", repeated=True, message=ContainerAllocateRequest),)
+    container_requests: List[ContainerAllocateRequest] = field(1, "message", repeated=True, message=ContainerAllocateRequest)
 
 
+@dataclasses.dataclass
 class Mount(Message):
-    FIELDS = (Field(1, "container_path", "string"), Field(2, "host_path", "string"), Field(3, "read_only", "bool"))
+    container_path: str = field(1, "string")
+    host_path: str = field(2, "string")
+    read_only: bool = field(3, "bool")
 
 
+@dataclasses.dataclass
 class DeviceSpec(Message):
-    FIELDS = (Field(1, "container_path", "string"), Field(2, "host_path", "string"), Field(3, "permissions", "string"))
+    container_path: str = field(1, "string")
+    host_path: str = field(2, "string")
+    permissions: str = field(3, "string")
 
 
+@dataclasses.dataclass
 class CDIDevice(Message):
-    FIELDS = (Field(1, "name", "string"),)
+    name: str = field(1, "string")
 
 
+@dataclasses.dataclass
 class ContainerAllocateResponse(Message):
-    FIELDS = (
-        Field(1, "envs", "map"),
-        Field(2, "mounts", "message", repeated=True, message=Mount),
-        Field(3, "devices", "message", repeated=True, message=DeviceSpec),
-        Field(4, "annotations", "map"),
-        Field(5, "cdi_devices", "message", repeated=True, message=CDIDevice),
-    )
+    envs: Dict[str, str] = field(1, "map")
+    mounts: List[Mount] = field(2, "message", repeated=True, message=Mount)
+    devices: List[DeviceSpec] = field(3, "message", repeated=True, message=DeviceSpec)
+    annotations: Dict[str, str] = field(4, "map")
+    cdi_devices: List[CDIDevice] = field(5, "message", repeated=True, message=CDIDevice)
 
 
+@dataclasses.dataclass
 class AllocateResponse(Message):
-    FIELDS = (Field(1, "container_responses", "message", repeated=True, message=ContainerAllocateResponse),)
+    container_responses: List[ContainerAllocateResponse] = field(1, "message", repeated=True, message=ContainerAllocateResponse)
 
 
 # Upstream message name -> our class, per .proto file (tests/allocation/test_wire.py).

@@ -4,7 +4,6 @@ fixtures, with an in-memory API server (tests/e2e runs it against the real one).
 
 import asyncio
 import json
-import os
 import threading
 import time
 from pathlib import Path
