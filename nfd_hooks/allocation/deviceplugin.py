@@ -177,6 +177,7 @@ class DevicePlugins:
         return True
 
     async def run(self, stop: asyncio.Event) -> None:
+        self.wake = asyncio.Event()  # of this loop (Python 3.9 binds an Event to the loop current when it is made)
         monitor = events.monitor(self.inventory.options, self.wake, self.log, self.resync) if self.uevents else None
         try:
             while not stop.is_set():

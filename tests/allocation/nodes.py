@@ -9,6 +9,7 @@ switching two symlinks. Device nodes need root (mknod).
 import os
 import shutil
 import threading
+import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -19,6 +20,17 @@ from tests.conftest import ROOT
 from tests.fakehost import PI4_HUBS, add_usb_device
 
 FIXTURES = ROOT / "fixtures" / "accelerators"
+
+
+def wait_until(what, probe, timeout=15.0):
+    """``probe()``'s first true value, polled every 50 ms; AssertionError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def need_root() -> None:

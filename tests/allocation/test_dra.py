@@ -14,21 +14,11 @@ import pytest
 from nfd_hooks import api
 from nfd_hooks.allocation import dra
 from nfd_hooks.allocation.inventory import Inventory
-from tests.allocation.nodes import FakeApi, Node
+from tests.allocation.nodes import FakeApi, Node, wait_until
 
 DRIVER = "accelerator.nfd-hooks.io"
 REG = "pluginregistration/v1/api.proto"
 DRA = "dra/v1/api.proto"
-
-
-def wait_until(what, probe, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Running:
@@ -62,27 +52,6 @@ class Running:
 
     def log(self):
         return "\n".join(self.log_lines)
-
-
-@pytest.fixture
-def tmp_path():
-    """A short directory: a unix socket's path has at most 107 bytes."""
-    import shutil
-    import tempfile
-
-    directory = Path(tempfile.mkdtemp(prefix="alloc-", dir="/tmp"))
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
-
-
-@pytest.fixture
-def node(tmp_path):
-    return Node(tmp_path / "node")
-
-
-@pytest.fixture
-def fake():
-    return FakeApi()
 
 
 @pytest.fixture
