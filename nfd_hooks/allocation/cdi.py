@@ -12,7 +12,7 @@ pods after a reboot calls NodePrepareResources again, which rewrites the spec
 (``Prepared.prepare`` is idempotent), so nothing is lost.
 
 A spec also carries the claim it was written for (annotations), so a lost or
-corrupt checkpoint is rebuilt from the specs (``checkpoint.recover``).
+corrupt checkpoint is rebuilt from the specs (``prepared.Prepared.load``).
 """
 
 from __future__ import annotations
@@ -24,12 +24,14 @@ import stat
 from pathlib import Path
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
-from nfd_hooks.allocation.files import replace
+from nfd_hooks.allocation.files import read_bounded, replace
 
 CDI_VERSION = "0.6.0"  # the first with top-level annotations
 KIND = "nfd-hooks.io/accelerator"
 PREFIX = "nfd-hooks.io-accelerator_"  # file names: PREFIX + <claim uid>_<device>.json
 ANNOTATION = "nfd-hooks.io/"
+
+MAX_SPEC = 64 * 1024  # ours are a few hundred bytes
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -141,14 +143,34 @@ def read_all(directory: Path) -> Tuple[List[Entry], List[str]]:
     return entries, problems
 
 
+def node_from(values: Any) -> Node:
+    """A Node from its JSON form ``[path, host path, major, minor]``; ValueError if it is not one."""
+    if not (isinstance(values, list) and len(values) == 4):
+        raise ValueError("a device node is [path, host path, major, minor]")
+    path, host_path, major, minor = values
+    if not (isinstance(path, str) and isinstance(host_path, str) and path.startswith("/dev/") and host_path):
+        raise ValueError("a device node's paths are strings, its path under /dev")
+    for number in (major, minor):
+        if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number < 1 << 32:
+            raise ValueError("a device node's major and minor are integers")
+    return Node(path, host_path, major, minor)
+
+
 def _parse(path: Path) -> Optional[Entry]:
+    """The entry a spec of ours describes, or None when it is not exactly what ``render`` writes."""
     try:
-        spec = json.loads(path.read_bytes())
+        spec = json.loads(read_bounded(path, MAX_SPEC))
+    except (OSError, ValueError, RecursionError):
+        return None
+    try:
         notes = spec["annotations"]
         namespace, _, claim = notes[ANNOTATION + "claim"].partition("/")
         edits = spec["devices"][0]["containerEdits"]["deviceNodes"]
-        nodes = tuple(Node(str(n["path"]), str(n["hostPath"]), int(n["major"]), int(n["minor"])) for n in edits)
-        return Entry(str(notes[ANNOTATION + "claim-uid"]), namespace, claim, str(notes[ANNOTATION + "request"]),
-                     str(notes[ANNOTATION + "device"]), nodes)
-    except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError):
+        nodes = tuple(node_from([n["path"], n["hostPath"], n["major"], n["minor"]]) for n in edits)
+        entry = Entry(notes[ANNOTATION + "claim-uid"], namespace, claim, notes[ANNOTATION + "request"],
+                      notes[ANNOTATION + "device"], nodes)
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
         return None
+    if not all(isinstance(value, str) and value for value in entry[:3] + entry[4:5]) or not isinstance(entry.request, str):
+        return None
+    return entry if json.loads(render(entry)) == spec else None  # exactly what we write: nothing more

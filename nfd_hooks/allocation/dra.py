@@ -37,6 +37,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from nfd_hooks.allocation import cdi, events, kube, rpc, slices, wire
 from nfd_hooks.allocation.inventory import Inventory
 from nfd_hooks.allocation.prepared import ClaimError, Prepared
+from nfd_hooks.errors import one_line
 from nfd_hooks.sources.accelerators.devices import Device
 
 Log = Callable[[str], None]
@@ -104,6 +105,8 @@ class Driver:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
+        log = self.log
+        self.log = lambda message: log(one_line(message))  # claims' names and uids are anyone's text
         dev = self.inventory.options.dev or Path("/dev")
         self.prepared = Prepared(self.config.checkpoint, self.config.cdi_dir, dev, self.config.host_dev, self.log)
         self.lifecycle = slices.Lifecycle(self.config.grace, self.config.taint_window)
@@ -149,7 +152,7 @@ class Driver:
                 self.log(f"prepared claim {claim.namespace}/{claim.name} ({claim.uid}): {', '.join(e.device for e in entries)}")
             except ClaimError as error:
                 self.log(f"claim {claim.namespace}/{claim.name} ({claim.uid}) not prepared: {error}")
-                answer.claims[claim.uid] = wire.NodePrepareResourceResponse(error=str(error))
+                answer.claims[claim.uid] = wire.NodePrepareResourceResponse(error=one_line(str(error)))
         return answer
 
     async def _prepare_claim(self, claim: wire.Claim) -> List[cdi.Entry]:
@@ -184,7 +187,7 @@ class Driver:
                 self.log(f"unprepared claim {claim.namespace}/{claim.name} ({claim.uid})")
             except ClaimError as error:
                 self.log(f"claim {claim.namespace}/{claim.name} ({claim.uid}) not unprepared: {error}")
-                answer.claims[claim.uid] = wire.NodeUnprepareResourceResponse(error=str(error))
+                answer.claims[claim.uid] = wire.NodeUnprepareResourceResponse(error=one_line(str(error)))
         self.wake.set()  # a tainted device may now leave the slice
         return answer
 
@@ -300,22 +303,34 @@ class Driver:
         return max(0.05, min(delays))
 
 
-def allocated(claim: Dict[str, Any], uid: str, driver: str, pool: str) -> List[Tuple[str, str]]:
+def allocated(claim: Any, uid: str, driver: str, pool: str) -> List[Tuple[str, str]]:
     """(request, device) of each of the claim's allocation results for ``driver``; ClaimError
     when the object is not the claim the kubelet named, or is not allocated here."""
-    if not isinstance(claim, dict) or claim.get("metadata", {}).get("uid") != uid:
+    if _field(claim, "metadata", "uid") != uid:
         raise ClaimError(f"the ResourceClaim has another uid than {uid} (deleted and created again?)")
-    results = (((claim.get("status") or {}).get("allocation") or {}).get("devices") or {}).get("results") or []
+    results = _field(claim, "status", "allocation", "devices", "results")
     mine = []
-    for result in results:
-        if not isinstance(result, dict) or result.get("driver") != driver:
+    for result in results if isinstance(results, list) else []:
+        if _field(result, "driver") != driver:
             continue
-        if result.get("pool") != pool:
-            raise ClaimError(f"device {result.get('device')} was allocated from pool {result.get('pool')}, not this node's")
-        mine.append((str(result.get("request", "")), str(result.get("device", ""))))
+        request, device = _field(result, "request"), _field(result, "device")
+        if _field(result, "pool") != pool:
+            raise ClaimError(f"device {device} was allocated from pool {_field(result, 'pool')}, not this node's")
+        if not (isinstance(request, str) and isinstance(device, str) and device):
+            raise ClaimError(f"an allocation result of driver {driver} names no device")
+        mine.append((request, device))
     if not mine:
         raise ClaimError(f"the ResourceClaim has no device of driver {driver}")
     return mine
+
+
+def _field(value: Any, *path: str) -> Any:
+    """``value[path[0]][path[1]]...``, or None where a step is missing or not an object."""
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
 
 
 def _same(current: Dict[str, Any], wanted: Dict[str, Any]) -> bool:
@@ -330,11 +345,21 @@ def _same(current: Dict[str, Any], wanted: Dict[str, Any]) -> bool:
             and spec.get("driver") == other["driver"] and spec["pool"]["name"] == other["pool"]["name"])
 
 
+def make_directories(config: Config, log: Log) -> None:
+    """The kubelet's directories for our sockets and checkpoint (OSError: nothing can be
+    served), and the CDI directory, whose failure fails claims, not the driver."""
+    for directory in (config.plugin_dir, config.registry_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+    try:
+        config.cdi_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        log(f"cannot create {config.cdi_dir}: {error.strerror or error}; claims fail until it can be written")
+
+
 async def run(driver: Driver, stop: asyncio.Event) -> None:
     """Serve, publish and follow the devices until ``stop`` is set."""
     config = driver.config
-    for directory in (config.plugin_dir, config.registry_dir, config.cdi_dir):
-        directory.mkdir(parents=True, exist_ok=True)
+    make_directories(config, driver.log)
     driver.prepared.load()
     driver.wake = asyncio.Event()
     monitor = events.monitor(driver.inventory.options, driver.wake, driver.log, config.resync) if config.uevents else None

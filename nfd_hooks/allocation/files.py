@@ -1,9 +1,35 @@
-"""Atomic replacement of the driver's small files (CDI specs, the checkpoint)."""
+"""The driver's small files (CDI specs, the checkpoint): replaced atomically, read with bounds."""
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from pathlib import Path
+
+
+def read_bounded(path: Path, limit: int) -> bytes:
+    """The content of the regular file ``path``, if it holds at most ``limit`` bytes.
+
+    OSError when it cannot be opened or read, is a symlink (not followed), or is no
+    regular file (a FIFO would block a plain read forever); ValueError when it is larger.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, limit + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    if size > limit:
+        raise ValueError(f"over {limit} bytes")
+    return b"".join(chunks)
 
 
 def replace(path: Path, content: bytes, mode: int = 0o644) -> None:

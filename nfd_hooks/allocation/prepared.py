@@ -9,7 +9,7 @@ is still removed at unprepare.
 
 The checkpoint is one JSON file, replaced atomically, with a SHA-256 of its
 content. A checkpoint that is missing, truncated, corrupt or fails its sum
-is set aside (renamed ``.corrupt``) with one log line, and the prepared claims
+is set aside (renamed ``.corrupt-<time>-<random>``) with one log line, and the prepared claims
 are rebuilt from the CDI specs, which name their claim: a known way DRA drivers
 crash-loop is a checkpoint they cannot parse. The union of both is kept: a spec
 written just before a crash that never reached the checkpoint is adopted,
@@ -23,11 +23,11 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from nfd_hooks.allocation import cdi
-from nfd_hooks.allocation.cdi import Entry, Node
-from nfd_hooks.allocation.files import replace
+from nfd_hooks.allocation.cdi import Entry
+from nfd_hooks.allocation.files import read_bounded, replace
 from nfd_hooks.sources.accelerators.devices import Device
 
 VERSION = 1
@@ -67,16 +67,24 @@ def decode(data: bytes) -> Dict[str, List[Entry]]:
     claims = document.get("claims")
     if not isinstance(claims, dict) or document.get("checksum") != _sum(claims):
         raise ValueError("checksum does not match its content")
-    entries: Dict[str, List[Entry]] = {}
-    try:
-        for uid, claim in claims.items():
-            entries[uid] = [
-                Entry(uid, str(claim["namespace"]), str(claim["name"]), str(d["request"]), str(d["device"]),
-                      tuple(Node(str(p), str(h), int(a), int(b)) for p, h, a, b in d["nodes"]))
-                for d in claim["devices"]
-            ]
-    except (KeyError, TypeError, ValueError) as error:
-        raise ValueError(f"malformed claim ({type(error).__name__})") from None
+    return {uid: _claim_entries(uid, claim) for uid, claim in claims.items()}
+
+
+def _claim_entries(uid: str, claim: Any) -> List[Entry]:
+    """One checkpointed claim's entries; ValueError unless it is exactly what ``encode`` writes."""
+    if not (isinstance(claim, dict) and uid and isinstance(claim.get("namespace"), str) and claim["namespace"]
+            and isinstance(claim.get("name"), str) and claim["name"] and isinstance(claim.get("devices"), list)
+            and claim["devices"]):
+        raise ValueError(f"malformed claim {uid!r}")
+    entries = []
+    for device in claim["devices"]:
+        if not (isinstance(device, dict) and isinstance(device.get("request"), str) and isinstance(device.get("device"), str)
+                and device["device"] and isinstance(device.get("nodes"), list)):
+            raise ValueError(f"malformed device in claim {uid!r}")
+        nodes = tuple(cdi.node_from(node) for node in device["nodes"])
+        entries.append(Entry(uid, claim["namespace"], claim["name"], device["request"], device["device"], nodes))
+    if len({entry.device for entry in entries}) != len(entries):
+        raise ValueError(f"claim {uid!r} lists a device twice")
     return entries
 
 
@@ -107,29 +115,19 @@ class Prepared:
 
     def _read_checkpoint(self) -> Dict[str, List[Entry]]:
         try:
-            fd = os.open(self.checkpoint, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+            return decode(read_bounded(self.checkpoint, MAX_CHECKPOINT))
         except FileNotFoundError:
             return {}
         except OSError as error:
-            self._set_aside(f"cannot open it: {error.strerror}")
-            return {}
-        try:
-            data = os.read(fd, MAX_CHECKPOINT + 1)
-        except OSError as error:
-            self._set_aside(f"cannot read it: {error.strerror}")
-            return {}
-        finally:
-            os.close(fd)
-        try:
-            if len(data) > MAX_CHECKPOINT:
-                raise ValueError(f"over {MAX_CHECKPOINT} bytes")
-            return decode(data)
+            self._set_aside(f"cannot read it: {error.strerror or error}")
         except ValueError as error:
             self._set_aside(str(error))
-            return {}
+        return {}
 
     def _set_aside(self, reason: str) -> None:
-        aside = self.checkpoint.with_name(f"{self.checkpoint.name}.corrupt-{int(time.time())}")
+        """Rename the checkpoint out of the way, to a name no earlier one has (a directory
+        cannot be renamed over another), so the next save can write a good one."""
+        aside = self.checkpoint.with_name(f"{self.checkpoint.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.urandom(3).hex()}")
         try:
             os.rename(self.checkpoint, aside)
             where = f"moved to {aside.name}"
@@ -172,6 +170,10 @@ class Prepared:
                 if not cdi.current(self.cdi_dir, entry):
                     self._write_spec(entry)
             return entries
+        names = [device_name for _, device_name in results]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ClaimError(f"device {twice[0]} is allocated to more than one request of the claim; refused")
         entries = []
         for request, device_name in results:
             holder = self.holder(device_name)
