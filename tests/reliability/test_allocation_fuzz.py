@@ -5,7 +5,7 @@
   what decodes encodes and decodes to itself.
 - Checkpoints: a real one truncated, with bytes changed, or a generated JSON document with
   a valid checksum over hostile content (deep nesting, Infinity, wrong types, empty device
-  lists); CDI spec files of ours with the same: loading never raises, says so in one line
+  lists), or a FIFO, a directory, a symlink; CDI spec files of ours with the same, and FIFOs: loading never raises, says so in one line
   per file, and every claim whose spec is intact is held afterwards.
 - Claims: generated ResourceClaim objects (any JSON shape under status.allocation) and
   kubelet claims (any namespace, name, uid): every claim gets an answer, devices or a
@@ -19,6 +19,7 @@
 import asyncio
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -170,7 +171,18 @@ def test_a_checkpoint_of_any_content_is_set_aside_and_intact_specs_are_kept(data
         cdi_dir = directory / "cdi"
         cdi_dir.mkdir()
         checkpoint = directory / "checkpoint.json"
-        checkpoint.write_bytes(checkpoint_bytes(data.draw))
+        kind = data.draw(st.sampled_from(["file"] * 6 + ["fifo", "directory", "symlink"]))
+        if kind == "file":
+            checkpoint.write_bytes(checkpoint_bytes(data.draw))
+        elif kind == "fifo":  # a plain read would block for good
+            os.mkfifo(checkpoint)
+        elif kind == "directory":
+            checkpoint.mkdir()
+        else:
+            (directory / "elsewhere").write_bytes(prepared.encode({"uid-a": [held_entry("uid-a")]}))
+            checkpoint.symlink_to(directory / "elsewhere")
+        if data.draw(st.booleans()):
+            os.mkfifo(cdi_dir / f"{cdi.PREFIX}fifo.json")
         intact = data.draw(st.lists(st.sampled_from(["uid-b", "uid-c"]), unique=True))
         for uid in intact:
             cdi.write(cdi_dir, held_entry(uid, device=f"usb-{uid}"))
