@@ -462,9 +462,18 @@ def check(
         "nfd-hooks devices --replay node-bundle",
     )
 )
-@_scan_command
 def devices(
-    options: api.Options,
+    ctx: typer.Context,
+    sysfs: SysfsOpt = Path("/sys"),
+    devicetree: DevicetreeOpt = None,
+    replay: ReplayOpt = None,
+    node: NodeOpt = None,
+    include_disabled: IncludeDisabledOpt = False,
+    no_devicetree: NoDevicetreeOpt = False,
+    no_usb: NoUsbOpt = False,
+    usb_backend: UsbBackendOpt = "auto",
+    catalog: CatalogOpt = None,
+    dev: DevOpt = Path("/dev"),
     output_format: Annotated[
         str, typer.Option("--format", click_type=click.Choice(("table", "json")), help="table for reading, json for tools.")
     ] = "table",
@@ -473,6 +482,9 @@ def devices(
     named by where it is attached, with its ids, driver, readiness and device nodes."""
     from nfd_hooks.allocation.commands import print_devices  # lazy: allocation is its own commands' only
 
+    options = _options(ctx, sysfs=sysfs, devicetree=devicetree, node=node, include_disabled=include_disabled,
+                       no_devicetree=no_devicetree, no_usb=no_usb, usb_backend=usb_backend, catalog=catalog, dev=dev,
+                       replay=replay)
     print_devices(options, output_format)
 
 

@@ -156,7 +156,7 @@ def test_cli_runs_from_outside_the_checkout(tmp_path):
     assert done.returncode == 0
 
 
-COMMANDS = sorted(info.name or info.callback.__name__ for info in cli.app.registered_commands)
+COMMANDS = sorted(info.name or cli.get_command_name(info.callback.__name__) for info in cli.app.registered_commands)
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -173,7 +173,7 @@ def test_the_narrowed_application_behaves_as_the_full_one(command, extra, capsys
         return code, out.out, out.err
 
     narrowed = cli._narrowed(cli.app, [command, *extra])
-    assert [info.callback.__name__ for info in narrowed.registered_commands] == [command]
+    assert [info.name or cli.get_command_name(info.callback.__name__) for info in narrowed.registered_commands] == [command]
     assert outcome(narrowed) == outcome(cli.app)
 
 
