@@ -227,7 +227,8 @@ class Driver:
         if verify or current is None:
             current = self.client.get_slice(wanted["metadata"]["name"])
             if current is not None:
-                self.generation = max(self.generation, current["spec"]["pool"].get("generation", 0))
+                stored = _field(current, "spec", "pool", "generation")
+                self.generation = max(self.generation, stored if isinstance(stored, int) else 0)
         if current is not None and _same(current, wanted):
             self.published = current
             return
@@ -255,7 +256,8 @@ class Driver:
         if kept is False:
             self.publish()  # without the taint: drop the devices now
             return
-        names = [d["name"] + (" (tainted NoExecute)" if d.get("taints") else "") for d in answer["spec"]["devices"]]
+        # The API server leaves out an empty list (omitempty): no "devices" at all.
+        names = [d["name"] + (" (tainted NoExecute)" if d.get("taints") else "") for d in _field(answer, "spec", "devices") or []]
         self.log(f"published ResourceSlice {answer['metadata']['name']} generation {self.generation}: "
                  f"{', '.join(names) or 'no devices'}")
 
@@ -271,7 +273,7 @@ class Driver:
                 if error.status != 404:
                     continue
                 claim = None
-            if claim is None or claim.get("metadata", {}).get("uid") != uid:
+            if _field(claim, "metadata", "uid") != uid:
                 self.log(f"claim {entry.namespace}/{entry.claim} ({uid}) no longer exists: releasing {', '.join(e.device for e in entries)}")
                 with self.lock:
                     self.prepared.forget(uid)
@@ -375,7 +377,11 @@ async def run(driver: Driver, stop: asyncio.Event) -> None:
                         await rpc.close(servers[path])
                     servers[path] = await rpc.serve([service], path)
                     inodes[path] = rpc.inode(path)
-            delay = await asyncio.get_running_loop().run_in_executor(None, driver.step)
+            try:
+                delay = await asyncio.get_running_loop().run_in_executor(None, driver.step)
+            except Exception as error:  # any failure: a bug, one line; the driver goes on serving its claims
+                driver.log(f"internal error in the driver's loop, retrying in {RETRY:g} s: {type(error).__name__}: {error}")
+                delay = RETRY
             driver.wake.clear()
             waiters = [asyncio.ensure_future(driver.wake.wait()), asyncio.ensure_future(stop.wait())]
             done, pending = await asyncio.wait(waiters, timeout=min(delay, SOCKET_CHECK), return_when=asyncio.FIRST_COMPLETED)

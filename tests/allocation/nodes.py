@@ -142,6 +142,8 @@ class FakeApi:
                 device.pop("taints", None)
             for taint in device.get("taints", []):
                 taint.setdefault("timeAdded", "2026-01-01T00:00:00Z")
+        if not stored["spec"]["devices"]:
+            del stored["spec"]["devices"]  # omitempty, as the API server answers
         self.slices[stored["metadata"]["name"]] = stored
         self.writes.append(stored)
         return copy.deepcopy(stored)
@@ -165,4 +167,4 @@ class FakeApi:
         """Device name -> tainted, in the current slice."""
         with self.lock:
             only = next(iter(self.slices.values()), None)
-            return {d["name"]: bool(d.get("taints")) for d in (only or {"spec": {"devices": []}})["spec"]["devices"]}
+            return {d["name"]: bool(d.get("taints")) for d in (only or {"spec": {}})["spec"].get("devices", [])}

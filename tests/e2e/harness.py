@@ -193,8 +193,10 @@ class Worker:
 class Cluster:
     """The control plane; start() brings it up, stop() tears everything down."""
 
-    def __init__(self, binaries: Dict[str, Path], directory: Path) -> None:
+    def __init__(self, binaries: Dict[str, Path], directory: Path, feature_gates: Sequence[str] = ()) -> None:
         self.bin, self.dir = binaries, directory
+        # e.g. "DRADeviceTaints=true", given to kube-apiserver and kube-scheduler alike.
+        self.gates = [f"--feature-gates={','.join(feature_gates)}"] if feature_gates else []
         self.processes: List[Process] = []
         self.workers: List[Worker] = []
         self.netns_holder: Optional[Process] = None
@@ -227,9 +229,10 @@ class Cluster:
             f"--token-auth-file={creds['tokens.csv']}", "--anonymous-auth=false", "--authorization-mode=RBAC",
             f"--service-account-key-file={creds['sa.pub']}", f"--service-account-signing-key-file={creds['sa.key']}",
             "--service-account-issuer=https://kubernetes.default.svc", "--service-cluster-ip-range=10.0.0.0/24",
-            "--profiling=false",
+            "--profiling=false", *self.gates,
         ])
-        self.kubeconfig.write_text(kubeconfig_text(f"https://127.0.0.1:{apiserver_port}", creds["ca.crt"], creds["token"].read_text()))
+        self.server, self.ca = f"https://127.0.0.1:{apiserver_port}", creds["ca.crt"]
+        self.kubeconfig.write_text(kubeconfig_text(self.server, creds["ca.crt"], creds["token"].read_text()))
         # The unprivileged worker reads the kubeconfig and the CA it names.
         (self.dir / "pki").chmod(0o755)
         for path in (self.kubeconfig, creds["ca.crt"]):
@@ -250,7 +253,7 @@ class Cluster:
         self._start("kube-scheduler", [
             str(self.bin["kube-scheduler"]), f"--kubeconfig={self.kubeconfig}",
             f"--authentication-kubeconfig={self.kubeconfig}", f"--authorization-kubeconfig={self.kubeconfig}",
-            "--bind-address=127.0.0.1", f"--secure-port={scheduler_port}", "--leader-elect=false",
+            "--bind-address=127.0.0.1", f"--secure-port={scheduler_port}", "--leader-elect=false", *self.gates,
         ])
         wait_for("nfd-master to serve", lambda: self._alive() and "http server starting" in master.log_text())
         return self
