@@ -531,9 +531,10 @@ def dra_driver(
 ) -> None:
     """Run the DRA driver: publish this node's accelerators as a ResourceSlice and prepare
     them for pods through the kubelet (until SIGTERM). See docs/allocation.md."""
+    values = dict(locals())  # the options, before anything else is named here
     from nfd_hooks.allocation.commands import run_dra_driver
 
-    run_dra_driver(locals())
+    run_dra_driver(values)
 
 
 @app.command(
@@ -556,9 +557,10 @@ def device_plugin(
 ) -> None:
     """Run a classic device plugin: an extended resource per catalog id, one device per
     accelerator, Unhealthy when unplugged (until SIGTERM). See docs/allocation.md."""
+    values = dict(locals())  # the options, before anything else is named here
     from nfd_hooks.allocation.commands import run_device_plugin
 
-    run_device_plugin(locals())
+    run_device_plugin(values)
 
 
 def run(argv: Optional[List[str]] = None) -> int:

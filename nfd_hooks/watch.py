@@ -13,7 +13,7 @@ accelerator catalog still matches on it while USB and PCI are read afresh, and
 readiness with them: a stick re-enumerating with its firmware, a driver
 binding or unbinding (``bind``/``unbind`` uevents of its PCI or platform
 device) and a device node coming or going (a uevent of its class) each wake a
-rescan (``uevent_subsystems``).
+rescan (``nfd_hooks.uevents.uevent_subsystems``).
 """
 
 import select
@@ -33,6 +33,7 @@ from nfd_hooks.errors import NfdHooksError, one_line
 from nfd_hooks.features import MAX_FILE_SIZE
 from nfd_hooks.safe_read import read_regular_file
 from nfd_hooks.sources import SourceReport
+from nfd_hooks.uevents import uevent_subsystems
 from nfd_hooks.writer import check_file_name, part_files, temporary_directory, write_atomically, write_files
 
 # After a uevent, wait this long so that a device's interfaces (each with its
@@ -232,19 +233,6 @@ class Uevents(Events):
             if device is None:
                 return seen
             seen = True
-
-
-def uevent_subsystems(options: api.Options) -> Tuple[str, ...]:
-    """The subsystems whose uevents can change the file: USB devices come, go and
-    re-enumerate (a Coral once its firmware is loaded); PCI and platform devices
-    get drivers bound and unbound; the catalog's device classes get nodes."""
-    subsystems = ["usb"] if options.use_usb else []
-    if options.use_accelerators:
-        from nfd_hooks.sources.accelerators.catalog import load_catalog
-
-        classes = {e.ready.device_class for e in load_catalog(options.catalogs).values() if e.ready and e.ready.device_class}
-        subsystems += ["pci", "platform", *sorted(classes)]
-    return tuple(dict.fromkeys(subsystems))
 
 
 def open_events(stop: threading.Event, udev: bool, log: Log, subsystems: Sequence[str] = ("usb",)) -> Events:

@@ -2,9 +2,12 @@
 
 Why not the official ``kubernetes`` package: it imports in about a second and
 holds tens of MiB for thousands of generated models, on every node, to make
-five kinds of request (get a Node and a ResourceClaim; get, create, update and
-delete one ResourceSlice). ``http.client`` over ``ssl`` with the pod's
-service-account token does that in a page, kept alive on one connection.
+five kinds of request (get a Node and a ResourceClaim; get, create and update
+one ResourceSlice). Why not ``http.client`` either: it imports the ``email``
+package to parse headers, about 1 MiB resident of the driver's 30 MiB budget
+(bench/allocation_idle.py). HTTP/1.1 as the API server speaks it to a client
+(a status line, headers, a body of Content-Length bytes or in chunks) is a page
+over ``ssl`` with the pod's service-account token, kept alive on one connection.
 
 In a pod the defaults are the service account's: the API server from
 KUBERNETES_SERVICE_HOST/PORT, the token and CA under
@@ -14,9 +17,9 @@ request once a minute: the kubelet rotates projected tokens.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
+import socket
 import ssl
 import time
 from pathlib import Path
@@ -26,6 +29,8 @@ from urllib.parse import quote, urlsplit
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 TOKEN_REREAD = 60.0
 TIMEOUT = 30.0
+MAX_LINE = 64 * 1024  # a status or header line
+MAX_BODY = 64 * 1024 * 1024  # far above any object the driver reads (etcd's own limit is 1.5 MiB)
 
 
 class ApiError(Exception):
@@ -51,7 +56,8 @@ class Client:
         self.host, self.port = parts.hostname, parts.port or 443
         self.token_file = token_file or SERVICE_ACCOUNT / "token"
         self.context = ssl.create_default_context(cafile=str(ca_file or SERVICE_ACCOUNT / "ca.crt"))
-        self._connection: Optional[http.client.HTTPSConnection] = None
+        self._connection: Optional[ssl.SSLSocket] = None
+        self._reader: Any = None
         self._token: Tuple[float, str] = (float("-inf"), "")
 
     def token(self) -> str:
@@ -66,32 +72,45 @@ class Client:
 
     def request(self, method: str, path: str, body: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         """The decoded JSON answer; ApiError for a non-2xx status or no answer (retried once on a stale connection)."""
-        payload = None if body is None else json.dumps(body, separators=(",", ":")).encode()
-        headers = {"Authorization": f"Bearer {self.token()}", "Accept": "application/json"}
-        if payload is not None:
-            headers["Content-Type"] = "application/json"
+        payload = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+        head = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}", f"Authorization: Bearer {self.token()}",
+                "Accept: application/json", f"Content-Length: {len(payload)}"]
+        if body is not None:
+            head.append("Content-Type: application/json")
+        message = ("\r\n".join(head) + "\r\n\r\n").encode() + payload
         for attempt in (1, 2):
-            connection = self._connect()
             try:
-                connection.request(method, path, body=payload, headers=headers)
-                response = connection.getresponse()
-                data = response.read()
+                connection = self._connect()
+                connection.sendall(message)
+                status, reason, data, keep = _response(self._reader)
                 break
-            except (OSError, http.client.HTTPException) as error:
+            except (OSError, ValueError) as error:
                 self.close()
                 if attempt == 2:
                     raise ApiError(0, f"{method} {path}: {error}") from None
-        if response.status >= 300:
-            raise ApiError(response.status, f"{method} {path}: {response.status} {_reason(data) or response.reason}")
-        return json.loads(data) if data else {}
+        if not keep:
+            self.close()
+        if status >= 300:
+            raise ApiError(status, f"{method} {path}: {status} {_reason(data) or reason}")
+        try:
+            return json.loads(data) if data else {}
+        except (ValueError, RecursionError):
+            raise ApiError(0, f"{method} {path}: the answer is not JSON") from None
 
-    def _connect(self) -> http.client.HTTPSConnection:
+    def _connect(self) -> ssl.SSLSocket:
         if self._connection is None:
-            self._connection = http.client.HTTPSConnection(self.host, self.port, context=self.context, timeout=TIMEOUT)
+            raw = socket.create_connection((self.host, self.port), timeout=TIMEOUT)
+            try:
+                self._connection = self.context.wrap_socket(raw, server_hostname=self.host)
+            except BaseException:
+                raw.close()
+                raise
+            self._reader = self._connection.makefile("rb")
         return self._connection
 
     def close(self) -> None:
         if self._connection is not None:
+            self._reader.close()
             self._connection.close()
             self._connection = None
 
@@ -127,3 +146,60 @@ def _reason(data: bytes) -> str:
     except (ValueError, AttributeError):
         return ""
     return " ".join(str(message).split())
+
+
+def _line(reader: Any) -> bytes:
+    line: bytes = reader.readline(MAX_LINE + 1)
+    if not line.endswith(b"\n"):
+        raise ValueError("connection closed" if not line else "a line too long")
+    return line.rstrip(b"\r\n")
+
+
+def _response(reader: Any) -> Tuple[int, str, bytes, bool]:
+    """Status, reason, body and whether the connection stays open, of one HTTP/1.1 response."""
+    while True:
+        version, _, rest = _line(reader).decode("latin-1").partition(" ")
+        code, _, reason = rest.partition(" ")
+        if not (version.startswith("HTTP/1.") and code.isdigit()):
+            raise ValueError(f"not an HTTP/1.1 status line: {version} {rest}"[:200])
+        headers: Dict[str, str] = {}
+        while True:
+            line = _line(reader)
+            if not line:
+                break
+            name, colon, value = line.decode("latin-1").partition(":")
+            if colon:
+                headers[name.strip().lower()] = value.strip()
+        if not 100 <= int(code) < 200:  # an informational answer is followed by the real one
+            break
+    keep = headers.get("connection", "").lower() != "close" and version == "HTTP/1.1"
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        body = bytearray()
+        while True:
+            size = int(_line(reader).split(b";")[0].strip() or b"x", 16)
+            if size == 0:
+                while _line(reader):  # trailers
+                    pass
+                break
+            if len(body) + size > MAX_BODY:
+                raise ValueError("answer too large")
+            body += _exactly(reader, size)
+            if _line(reader):
+                raise ValueError("a chunk longer than its size")
+        return int(code), reason, bytes(body), keep
+    if "content-length" in headers:
+        length = int(headers["content-length"])
+        if not 0 <= length <= MAX_BODY:
+            raise ValueError("answer too large")
+        return int(code), reason, _exactly(reader, length), keep
+    data = reader.read(MAX_BODY + 1)  # no length: the body ends with the connection
+    if len(data) > MAX_BODY:
+        raise ValueError("answer too large")
+    return int(code), reason, data, False
+
+
+def _exactly(reader: Any, size: int) -> bytes:
+    data: bytes = reader.read(size)
+    if len(data) != size:
+        raise ValueError("connection closed in the middle of an answer")
+    return data

@@ -5,17 +5,23 @@ kubelet's side of it (plugin registration, NodePrepareResources) as gRPC calls o
 unix sockets. Used by tests/e2e/test_dra_driver.py and bench/allocation_idle.py."""
 
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 
+from tests.allocation.nodes import Node
 from tests.conftest import ROOT
 from tests.e2e.harness import Cluster, Process, wait_for
 
 DRIVER = "accelerator.nfd-hooks.io"
 NAMESPACE = "node-feature-discovery"
+NAMESPACE_E2E = "dra-e2e"  # claims and pods
+# The tests' driver: rescans every second (the fixture's sysfs sends no uevents), 1 s of grace.
+FAST = ("--no-uevents", "--resync", "1", "--grace", "1")
 SERVICE_ACCOUNT = "nfd-hooks-dra-driver"
 
 
@@ -37,11 +43,11 @@ class Driver:
     """``nfd-hooks dra-driver`` for one node, as its DaemonSet pod would run it."""
 
     def __init__(self, cluster: Cluster, node_name: str, sysfs: Path, dev: Path, host_dev: Path, token: Path,
-                 directory: Path, args: Sequence[str] = ()) -> None:
+                 directory: Path, args: Sequence[str] = (), program: Sequence[str] = (sys.executable, "-m", "nfd_hooks")) -> None:
         self.directory = directory
         self.plugins, self.registry, self.cdi = directory / "plugins", directory / "registry", directory / "cdi"
         command = [
-            sys.executable, "-m", "nfd_hooks", "dra-driver", "--sysfs", str(sysfs), "--dev", str(dev),
+            *program, "dra-driver", "--sysfs", str(sysfs), "--dev", str(dev),
             "--host-dev", str(host_dev), "--node-name", node_name, "--server", cluster.server,
             "--token-file", str(token), "--ca-file", str(cluster.ca), "--plugins-dir", str(self.plugins),
             "--registry-dir", str(self.registry), "--cdi-dir", str(self.cdi), *args,
@@ -126,3 +132,63 @@ def offered(cluster: Cluster, node_name: str) -> Optional[Dict[str, List[str]]]:
     if body is None:
         return None
     return {d["name"]: [t["effect"] for t in d.get("taints") or []] for d in body["spec"].get("devices") or []}
+
+
+class CoralNode:
+    """One Node of ``cluster`` with a Coral USB Accelerator (the accelerator fixture, its /dev
+    made by mknod: root only), the driver for it, and the kubelet's calls to the driver."""
+
+    def __init__(self, cluster: Cluster, upstream: Dict[str, Any], node_name: str, args: Sequence[str] = FAST,
+                 program: Sequence[str] = (sys.executable, "-m", "nfd_hooks")) -> None:
+        self.cluster, self.node_name = cluster, node_name
+        self.directory = Path(tempfile.mkdtemp(prefix="dra-", dir=cluster.dir))
+        self.node = Node(self.directory / "node")
+        self.node.become(self.node.state("coral-usb-after-firmware"))
+        cluster.add_node(node_name, "arm64")
+        token = install(cluster)
+        if cluster.kubectl("get", "namespace", NAMESPACE_E2E, check=False).returncode != 0:
+            cluster.kubectl("create", "namespace", NAMESPACE_E2E)
+            wait_for("the default service account", lambda: cluster.kubectl(
+                "create", "serviceaccount", "default", "-n", NAMESPACE_E2E, check=False).returncode == 0)
+        self.driver = Driver(cluster, node_name, self.node.sys, self.node.dev, self.node.host_dev, token, self.directory, args, program)
+        self.kubelet = Kubelet(upstream, self.driver)
+
+    def claim(self, name: str, device_class: str) -> Dict[str, Any]:
+        self.cluster.apply({
+            "apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim", "metadata": {"name": name, "namespace": NAMESPACE_E2E},
+            "spec": {"devices": {"requests": [{"name": "tpu", "exactly": {"deviceClassName": f"{device_class}.{DRIVER}"}}]}},
+        })
+        return self.cluster.get("resourceclaim", name, "-n", NAMESPACE_E2E)
+
+    def pod(self, name: str, claim: str) -> None:
+        self.cluster.apply({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": NAMESPACE_E2E},
+            "spec": {
+                "nodeSelector": {"kubernetes.io/hostname": self.node_name},
+                "resourceClaims": [{"name": "tpu", "resourceClaimName": claim}],
+                "containers": [{"name": "inference", "image": "registry.example.com/coral-inference:1.0",
+                                "resources": {"claims": [{"name": "tpu"}]}}],
+            },
+        })
+
+    def placement(self, name: str):
+        """The node pod ``name`` was bound to, "Pending" once unschedulable, None before."""
+        pod = self.cluster.get("pod", name, "-n", NAMESPACE_E2E)
+        if pod["spec"].get("nodeName"):
+            return pod["spec"]["nodeName"]
+        scheduled = {c["type"]: c for c in pod.get("status", {}).get("conditions", [])}.get("PodScheduled", {})
+        if scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
+            return "Pending: " + scheduled.get("message", "")
+        return None
+
+    def wait(self, what: str, probe, timeout: float = 60.0):
+        """``wait_for``, with the driver's log in the failure."""
+        try:
+            return wait_for(what, probe, timeout=timeout)
+        except TimeoutError as error:
+            raise AssertionError(f"{error}; the driver's log:\n{self.driver.log()[-4000:]}") from None
+
+    def close(self) -> None:
+        self.kubelet.close()
+        self.driver.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)

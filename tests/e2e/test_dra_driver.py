@@ -14,18 +14,17 @@ never run. The device is the accelerator fixture's Coral, with its /dev made by 
 import json
 import shutil
 import tempfile
+import time
 from pathlib import Path
-from typing import Any, Dict
 
 import pytest
 
-from tests.allocation.nodes import Node
 from tests.allocation.upstream import compile_protos, kubelet_apis
 from tests.e2e import dra
 from tests.e2e.conftest import REPORT
 from tests.e2e.harness import Cluster, wait_for
 
-NAMESPACE = "dra-e2e"
+NAMESPACE = dra.NAMESPACE_E2E
 CORAL_NODE = "dra-coral"
 LINES = []
 
@@ -35,68 +34,9 @@ def upstream(tmp_path_factory):
     return compile_protos(kubelet_apis(), tmp_path_factory.mktemp("protos"))
 
 
-class Setup:
-    """One cluster, one Node with the Coral, the driver for it, and the kubelet's calls."""
-
-    def __init__(self, cluster: Cluster, upstream, node_name: str, args=()) -> None:
-        self.cluster, self.node_name = cluster, node_name
-        self.directory = Path(tempfile.mkdtemp(prefix="dra-", dir=cluster.dir))
-        self.node = Node(self.directory / "node")
-        self.node.become(self.node.state("coral-usb-after-firmware"))
-        cluster.add_node(node_name, "arm64")
-        token = dra.install(cluster)
-        if cluster.kubectl("get", "namespace", NAMESPACE, check=False).returncode != 0:
-            cluster.kubectl("create", "namespace", NAMESPACE)
-            wait_for("the default service account", lambda: cluster.kubectl(
-                "create", "serviceaccount", "default", "-n", NAMESPACE, check=False).returncode == 0)
-        self.driver = dra.Driver(cluster, node_name, self.node.sys, self.node.dev, self.node.host_dev, token,
-                                 self.directory, ["--no-uevents", "--resync", "1", "--grace", "1", *args])
-        self.kubelet = dra.Kubelet(upstream, self.driver)
-
-    def claim(self, name: str, device_class: str) -> Dict[str, Any]:
-        self.cluster.apply({
-            "apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim", "metadata": {"name": name, "namespace": NAMESPACE},
-            "spec": {"devices": {"requests": [{"name": "tpu", "exactly": {"deviceClassName": f"{device_class}.{dra.DRIVER}"}}]}},
-        })
-        return self.cluster.get("resourceclaim", name, "-n", NAMESPACE)
-
-    def pod(self, name: str, claim: str) -> None:
-        self.cluster.apply({
-            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": NAMESPACE},
-            "spec": {
-                "nodeSelector": {"kubernetes.io/hostname": self.node_name},
-                "resourceClaims": [{"name": "tpu", "resourceClaimName": claim}],
-                "containers": [{"name": "inference", "image": "registry.example.com/coral-inference:1.0",
-                                "resources": {"claims": [{"name": "tpu"}]}}],
-            },
-        })
-
-    def placement(self, name: str):
-        """The node pod ``name`` was bound to, "Pending" once unschedulable, None before."""
-        pod = self.cluster.get("pod", name, "-n", NAMESPACE)
-        if pod["spec"].get("nodeName"):
-            return pod["spec"]["nodeName"]
-        scheduled = {c["type"]: c for c in pod.get("status", {}).get("conditions", [])}.get("PodScheduled", {})
-        if scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
-            return "Pending: " + scheduled.get("message", "")
-        return None
-
-    def wait(self, what: str, probe, timeout: float = 60.0):
-        """``wait_for``, with the driver's log in the failure."""
-        try:
-            return wait_for(what, probe, timeout=timeout)
-        except TimeoutError as error:
-            raise AssertionError(f"{error}; the driver's log:\n{self.driver.log()[-4000:]}") from None
-
-    def close(self) -> None:
-        self.kubelet.close()
-        self.driver.stop()
-        shutil.rmtree(self.directory, ignore_errors=True)
-
-
 @pytest.fixture(scope="module")
 def setup(cluster, upstream):
-    made = Setup(cluster, upstream, CORAL_NODE)
+    made = dra.CoralNode(cluster, upstream, CORAL_NODE)
     yield made
     made.close()
     REPORT.append(("e2e: the DRA driver against kube-apiserver and kube-scheduler v1.35.3", LINES))
@@ -177,7 +117,7 @@ def gated(e2e_binaries, upstream):
     cluster = Cluster(e2e_binaries, directory, feature_gates=["DRADeviceTaints=true"])
     try:
         cluster.start()
-        made = Setup(cluster, upstream, CORAL_NODE, ["--taint-window", "3"])
+        made = dra.CoralNode(cluster, upstream, CORAL_NODE, (*dra.FAST, "--taint-window", "3"))
         try:
             yield made
         finally:
@@ -205,8 +145,6 @@ def test_unplug_with_the_gate_taints_no_execute_until_unprepared(gated):
     gated.pod("tpu-b", "tpu-b")
     assert wait_for("pod tpu-b placed", lambda: gated.placement("tpu-b"), timeout=60).startswith("Pending")
     # Held by tpu-a: still tainted after the taint window; withdrawn once the kubelet unprepares it.
-    import time
-
     time.sleep(4)
     assert dra.offered(gated.cluster, CORAL_NODE) == {"usb-2-1": ["NoExecute"]}
     assert gated.kubelet.unprepare(claim)[claim["metadata"]["uid"]].error == ""
