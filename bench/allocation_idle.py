@@ -93,8 +93,7 @@ def bench_venv(python: Path) -> Path:
     venv = ROOT / "bench" / ".venv-allocation"
     if not (venv / "bin" / "python").exists():
         subprocess.run([str(python), "-m", "venv", str(venv)], check=True)
-    pip = [str(venv / "bin" / "python"), "-m", "ensurepip", "-q"]
-    subprocess.run(pip, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([str(venv / "bin" / "python"), "-m", "ensurepip"], check=True, stdout=subprocess.DEVNULL)
     install = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     subprocess.run([*install, "--force-reinstall", "--no-deps", str(ROOT)], check=True, stdout=subprocess.DEVNULL)
     subprocess.run([*install, str(ROOT)], check=True, stdout=subprocess.DEVNULL)
@@ -155,6 +154,7 @@ def main() -> int:
     from tests.e2e import dra
     from tests.e2e.harness import Cluster, E2EUnavailable, build_binaries, wait_for
 
+    program = [str(bench_venv(args.python) / "nfd-hooks")]
     scratch = Path(tempfile.mkdtemp(prefix="nfd-hooks-allocation-idle-"))
     scratch.chmod(0o755)
     servers: List[subprocess.Popen] = []
@@ -168,7 +168,6 @@ def main() -> int:
         except (E2EUnavailable, Exception) as missing:  # pytest.skip from the proto fetch is an Exception too
             print(f"allocation_idle: {type(missing).__name__}: {missing}", file=sys.stderr)
             return 2
-        program = [str(bench_venv(args.python) / "nfd-hooks")]
         node = dra.CoralNode(cluster, upstream, "bench-coral", args=(), program=program)  # the DaemonSet's defaults
         node.kubelet.register()
         registered = time.monotonic()

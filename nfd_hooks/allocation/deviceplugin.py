@@ -141,13 +141,17 @@ class DevicePlugins:
             return {}
         return devices
 
-    async def step(self) -> None:
+    async def rescan(self) -> None:
+        """Scan, make a plugin for each new catalog id, and update every plugin's devices."""
         devices = await asyncio.get_running_loop().run_in_executor(None, self.scan)
         for ident in sorted({d.accelerator for d in devices.values()} - set(self.plugins)):
             name = f"nfd-hooks-{ident}.sock"
             self.plugins[ident] = Plugin(ident, f"{self.prefix}/{ident}", self.plugin_dir / name, self.log, self.host_dev)
         for plugin in self.plugins.values():
             plugin.update(devices)
+
+    async def check_sockets(self) -> None:
+        """Serve and register each plugin whose socket is new or gone, or all after a kubelet restart."""
         kubelet = rpc.inode(self.kubelet_socket)
         restarted = kubelet is not None and kubelet != self.kubelet_inode
         for plugin in self.plugins.values():
@@ -179,12 +183,18 @@ class DevicePlugins:
     async def run(self, stop: asyncio.Event) -> None:
         self.wake = asyncio.Event()  # of this loop (Python 3.9 binds an Event to the loop current when it is made)
         monitor = events.monitor(self.inventory.options, self.wake, self.log, self.resync) if self.uevents else None
+        loop = asyncio.get_running_loop()
+        due = 0.0  # when the next rescan is due without a uevent (loop time)
         try:
             while not stop.is_set():
-                await self.step()
-                self.wake.clear()
+                if self.wake.is_set() or loop.time() >= due:
+                    self.wake.clear()
+                    await self.rescan()
+                    due = loop.time() + self.resync
+                await self.check_sockets()
                 waiters = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]
-                _, pending = await asyncio.wait(waiters, timeout=min(self.resync, SOCKET_CHECK), return_when=asyncio.FIRST_COMPLETED)
+                timeout = max(0.0, min(due - loop.time(), SOCKET_CHECK))
+                _, pending = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
                 for waiter in pending:
                     waiter.cancel()
                 if self.wake.is_set() and not stop.is_set():

@@ -368,6 +368,8 @@ async def run(driver: Driver, stop: asyncio.Event) -> None:
     servers: Dict[Path, Any] = {}
     inodes: Dict[Path, Optional[int]] = {}
     registration, dra = driver.services()
+    loop = asyncio.get_running_loop()
+    due = 0.0  # when the next step is due without a wake (loop time)
     try:
         while not stop.is_set():
             for path, service in ((config.endpoint, dra), (config.registration, registration)):
@@ -377,14 +379,18 @@ async def run(driver: Driver, stop: asyncio.Event) -> None:
                         await rpc.close(servers[path])
                     servers[path] = await rpc.serve([service], path)
                     inodes[path] = rpc.inode(path)
-            try:
-                delay = await asyncio.get_running_loop().run_in_executor(None, driver.step)
-            except Exception as error:  # any failure: a bug, one line; the driver goes on serving its claims
-                driver.log(f"internal error in the driver's loop, retrying in {RETRY:g} s: {type(error).__name__}: {error}")
-                delay = RETRY
-            driver.wake.clear()
+            if driver.wake.is_set() or loop.time() >= due:
+                driver.wake.clear()  # before the step: a wake during it means another
+                try:
+                    delay = await loop.run_in_executor(None, driver.step)
+                except Exception as error:  # any failure: a bug, one line; the driver goes on serving its claims
+                    driver.log(f"internal error in the driver's loop, retrying in {RETRY:g} s: {type(error).__name__}: {error}")
+                    delay = RETRY
+                due = loop.time() + delay
+            # Idle, the loop wakes for a uevent, a claim, a due step, or to look at its sockets.
             waiters = [asyncio.ensure_future(driver.wake.wait()), asyncio.ensure_future(stop.wait())]
-            done, pending = await asyncio.wait(waiters, timeout=min(delay, SOCKET_CHECK), return_when=asyncio.FIRST_COMPLETED)
+            timeout = max(0.0, min(due - loop.time(), SOCKET_CHECK))
+            _, pending = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             for waiter in pending:
                 waiter.cancel()
             if driver.wake.is_set() and not stop.is_set():
