@@ -71,3 +71,17 @@ def features_entries(directory) -> List[str]:
         else:
             names.append(name)
     return names
+
+
+# What `scripts/test -m "not slow"` leaves out (README, "Quick start"): the tests that build or
+# boot something, NFD and Kubernetes from source (tests/e2e) and the container images, ARM ones
+# under qemu (tests/deploy/test_deploy_container.py). Paths under tests/, a directory or a file.
+SLOW = ("e2e", "deploy/test_deploy_container.py")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    tests = ROOT / "tests"
+    for item in items:
+        where = Path(str(item.fspath)).relative_to(tests).as_posix()
+        if any(where == slow or where.startswith(slow + "/") for slow in SLOW):
+            item.add_marker(pytest.mark.slow)

@@ -3,11 +3,14 @@
 Each ```console block is run line by line (``$ nfd-hooks ...`` as a user runs it, from the
 checkout, stdout and stderr interleaved as on a terminal) and must show exactly what it prints.
 ``NFD_HOOKS_UPDATE_README=1`` rewrites the blocks from a run instead of comparing them.
+The quick start's first command is run as written, in a copy of the checkout, and its output
+must be the ```text block under it; what the README says of the second command holds too.
 """
 
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -105,3 +108,63 @@ def test_the_options_table_covers_every_option_of_every_command():
             f"{command}: README lacks {sorted(flags - documented[command])}, "
             f"has extra {sorted(documented[command] - flags)}"
         )
+
+
+# The quick start: the first command, and the output the README shows right under it.
+FIRST = re.compile(r"^## Quick start\n.*?^```sh\n(?P<command>[^\n]*)\n```\n.*?^```text\n(?P<output>.*?)^```\n",
+                   re.MULTILINE | re.DOTALL)
+INSTALL = "python3 -m venv .venv && .venv/bin/pip install -q . && .venv/bin/nfd-hooks "
+
+
+def quick_start():
+    match = FIRST.search(README.read_text())
+    assert match, "README: no '## Quick start' with a sh block and its text output"
+    command = match.group("command")
+    assert command.startswith(INSTALL), command
+    return command, match.group("output")
+
+
+def test_quick_start_output_is_what_the_first_command_prints():
+    command, output = quick_start()
+    shown = subprocess.run([sys.executable, "-m", "nfd_hooks", *shlex.split(command[len(INSTALL):])],
+                           cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert (shown.returncode, shown.stderr) == (0, "")
+    assert output == shown.stdout, f"README's quick start output is stale; now:\n{shown.stdout}"
+
+
+@pytest.mark.slow  # a fresh virtualenv and a real install from PyPI
+def test_the_first_command_works_as_written(tmp_path):
+    """In a copy of what a clone holds (no .venv), exactly as written: venv, pip install, run."""
+    copy = tmp_path / "nfd-hooks"
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    for name in filter(None, listed.decode().split("\0")):
+        if (ROOT / name).is_file() or (ROOT / name).is_symlink():
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, copy / name, follow_symlinks=False)
+    command, output = quick_start()
+    done = subprocess.run(["bash", "-c", command], cwd=copy, capture_output=True, text=True, timeout=900,
+                          env={k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout == output
+
+
+def test_the_package_count_is_the_lists():
+    listed = [line.split("#", 1)[0].strip() for line in (ROOT / "scripts" / "system-packages.txt").read_text().splitlines()]
+    count = sum(1 for package in listed if package)
+    said = re.search(r"whichever of the (\d+) Debian packages\s+listed in `scripts/system-packages.txt`", README.read_text())
+    assert said and int(said.group(1)) == count, f"README should say {count} packages"
+
+
+def test_the_fast_subset_leaves_out_what_builds_or_boots():
+    """``scripts/test -m "not slow"`` as the README gives it: no e2e test, no image build, the rest kept."""
+    assert 'scripts/test -m "not slow"' in README.read_text()
+    collected = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", "not slow", "-p", "no:cacheprovider",
+         "tests/e2e", "tests/deploy", "tests/test_readme.py"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    ).stdout
+    ids = [line for line in collected.splitlines() if "::" in line]
+    assert not [i for i in ids if i.startswith(("tests/e2e/", "tests/deploy/test_deploy_container.py"))]
+    assert any(i.startswith("tests/deploy/test_deploy_manifests.py") for i in ids)
+    assert "tests/test_readme.py::test_quick_start_output_is_what_the_first_command_prints" in ids
+    assert "tests/test_readme.py::test_the_first_command_works_as_written" not in ids

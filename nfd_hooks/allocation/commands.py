@@ -124,8 +124,8 @@ def _become_daemon(command: str, values: Dict[str, Any]) -> None:
     """Replace this process by a fresh interpreter that serves ``command`` with the checked
     ``values``: the same pid, stdout and stderr, and module path, without the CLI layer.
 
-    typer and click stay resident in a process that has imported them (about 2.5 MiB of
-    the driver's 30 MiB budget: bench/allocation_idle.py); a daemon needs them only to
+    typer and click stay resident in a process that has imported them, against the
+    driver's 30 MiB budget (bench/allocation_idle.py); a daemon needs them only to
     parse its options, which typer has done when this runs.
     """
     plain = {key: (str(value) if isinstance(value, Path) else value) for key, value in values.items()}

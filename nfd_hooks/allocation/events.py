@@ -4,8 +4,8 @@ The socket is handed to the loop (``add_reader``), so an idle driver is woken on
 by a uevent: no polling tick. It is read directly rather than through pyudev
 (which ``watch`` uses): a daemon needs only "a device of these subsystems changed",
 one field of a message the kernel sends as ``ACTION@DEVPATH`` and ``KEY=VALUE``
-strings, while pyudev brings ctypes, libudev and about 1.2 MiB resident of the
-driver's 30 MiB budget (bench/allocation_idle.py).
+strings, while pyudev brings ctypes and libudev, resident against the driver's
+30 MiB budget (bench/allocation_idle.py).
 
 Only messages from the kernel itself count (sender port 0): the group is the
 kernel's, but a message is a wake-up, never data: the driver rescans sysfs.

@@ -1,10 +1,9 @@
 """A small client for the few kube-apiserver calls the driver makes, on the standard library.
 
-Why not the official ``kubernetes`` package: it imports in about a second and
-holds tens of MiB for thousands of generated models, on every node, to make
-five kinds of request (get a Node and a ResourceClaim; get, create and update
+Why not the official ``kubernetes`` package: thousands of generated models,
+imported on every node, to make five kinds of request (get a Node and a ResourceClaim; get, create and update
 one ResourceSlice). Why not ``http.client`` either: it imports the ``email``
-package to parse headers, about 1 MiB resident of the driver's 30 MiB budget
+package to parse headers, resident against the driver's 30 MiB budget
 (bench/allocation_idle.py). HTTP/1.1 as the API server speaks it to a client
 (a status line, headers, a body of Content-Length bytes or in chunks) is a page
 over ``ssl`` with the pod's service-account token, kept alive on one connection.

@@ -1,10 +1,10 @@
 """The kubelet's gRPC messages, encoded and decoded by hand.
 
 Why not generated code: protobuf's runtime (the pure-Python wheel is the only
-one for armv7) costs several MiB of resident memory and tens of milliseconds
-of import on every node, for eleven small messages of strings, bools and
-nested lists (bench/allocation_idle.py measures both). The wire format for
-those is a page of code: varints and length-delimited fields.
+one for armv7) is resident memory and import time on every node, for a few
+dozen small messages of strings, bools and nested lists (bench/allocation_idle.py
+measures a bare server with each). The wire format for those is a page of
+code: varints and length-delimited fields.
 
 Each message lists its fields with the numbers of the upstream API, whose
 .proto files live in the Go module k8s.io/kubelet v0.35.3:
