@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
 
-from nfd_hooks.check import parse
 from nfd_hooks.errors import InputError
-from nfd_hooks.features import MAX_FILE_SIZE
+from nfd_hooks.nfdfile import MAX_FILE_SIZE, parse
 from nfd_hooks.safe_read import read_regular_file
 
 # What NFD reads for one key: its value, and whether it is a label (else a raw feature only).
@@ -60,6 +59,15 @@ def features_of(content: bytes, now: datetime) -> Dict[str, Seen]:
     return seen
 
 
+def features_of_files(contents: Iterable[bytes], now: datetime) -> Dict[str, Seen]:
+    """What NFD reads from several files together, merged in order as it merges a
+    directory: a later file's key replaces an earlier one's."""
+    seen: Dict[str, Seen] = {}
+    for content in contents:
+        seen.update(features_of(content, now))
+    return seen
+
+
 def installed(directory: Path, name: str, now: datetime) -> Tuple[Dict[str, Seen], List[Path]]:
     """The features of our files in ``directory``, and those of them that exist.
 
@@ -67,7 +75,7 @@ def installed(directory: Path, name: str, now: datetime) -> Tuple[Dict[str, Seen
     Anything but a regular file there (a directory, a FIFO: never waited on)
     is an InputError.
     """
-    seen: Dict[str, Seen] = {}
+    contents = []
     found = []
     for path in our_files(directory, name):
         try:
@@ -78,8 +86,8 @@ def installed(directory: Path, name: str, now: datetime) -> Tuple[Dict[str, Seen
             raise InputError(f"cannot read {path} to compare with: {error.strerror or error}") from None
         found.append(path)
         if len(content) <= MAX_FILE_SIZE:
-            seen.update(features_of(content, now))
-    return seen, found
+            contents.append(content)
+    return features_of_files(contents, now), found
 
 
 def changes(old: Dict[str, Seen], new: Dict[str, Seen]) -> List[Change]:

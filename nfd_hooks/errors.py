@@ -1,10 +1,12 @@
-"""One exception hierarchy; the CLI maps each class to a documented exit code.
+"""One exception hierarchy, mapped by the CLI to documented exit codes, and the
+one way a message reaches stderr (``say``).
 
 Exit codes: 0 success (a node without a devicetree is a success), 1 the output
 could not be produced or written, 2 bad input the user named.
 """
 
 import re
+import sys
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -13,6 +15,12 @@ def one_line(text: str) -> str:
     """``text`` with control characters escaped (``\\n``): paths and node names
     come from the node and may hold newlines, yet each message stays one line."""
     return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
+
+
+def say(message: str) -> None:
+    """``message`` as one line on stderr, ``nfd-hooks: message`` (errors, notices, progress),
+    flushed at once: ``watch`` runs for days and its log must keep up."""
+    print(f"nfd-hooks: {one_line(message)}", file=sys.stderr, flush=True)
 
 
 class NfdHooksError(Exception):

@@ -1,30 +1,23 @@
 """The features model: what the sources produce, how it is validated and rendered.
 
-The rendering follows NFD's local source (source/local/local.go): one
-``name=value`` per line, ``#`` comments, ``# +no-label`` before a raw feature,
-``# +expiry-time=`` applying to every line after it. The file is deterministic
-(sorted, no timestamps unless an expiry is asked for) so that the same node
-always yields the same bytes and NFD sees no churn.
+The rendering follows NFD's local source (its format and rules are in
+``nfdfile``): one ``name=value`` per line, ``#`` comments, ``# +no-label``
+before a raw feature, ``# +expiry-time=`` applying to every line after it. The
+file is deterministic (sorted, no timestamps unless an expiry is asked for) so
+that the same node always yields the same bytes and NFD sees no churn.
 """
 
 from __future__ import annotations
 
-import re
-from datetime import datetime, timezone
-from typing import Collection, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from datetime import datetime
+from typing import Callable, Collection, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 from nfd_hooks import __version__
 from nfd_hooks.errors import OutputError
+from nfd_hooks.nfdfile import EXPIRY, MAX_FILE_SIZE, NO_LABEL, format_time, label_problem, raw_feature_problem
 
-# NFD skips a features file larger than this, whole (local.go, maxFileSize).
-MAX_FILE_SIZE = 65536
 # The files after the first are --name, this, and 8 hex digits of their lines' SHA-256.
 PART_INFIX = ".part-"
-_EXPIRY = "# +expiry-time="
-
-_NAME_RE = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?\Z")
-_VALUE_RE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?\Z")
-_DNS_LABEL_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
 
 
 class Feature(NamedTuple):
@@ -43,50 +36,6 @@ class Feature(NamedTuple):
     name: str
     value: str
     label: bool = True
-
-
-def prefix_problem(prefix: str) -> Optional[str]:
-    """Why ``prefix`` is not a DNS subdomain usable as a label prefix, or None."""
-    if not prefix or len(prefix) > 253:
-        return "must be 1 to 253 characters"
-    if not all(_DNS_LABEL_RE.match(part) for part in prefix.split(".")):
-        return "must be a lowercase DNS subdomain (a-z, 0-9, '-', '.')"
-    if prefix == "kubernetes.io" or (
-        prefix.endswith(".kubernetes.io")
-        and prefix not in ("feature.node.kubernetes.io", "profile.node.kubernetes.io")
-        and not prefix.endswith(".feature.node.kubernetes.io")
-        and not prefix.endswith(".profile.node.kubernetes.io")
-    ):
-        return "kubernetes.io namespaces are rejected by nfd-master"
-    return None
-
-
-def label_problem(name: str, value: str) -> Optional[str]:
-    """Why ``name=value`` is not a valid, fully prefixed Kubernetes label, or None."""
-    prefix, slash, short = name.rpartition("/")
-    if not slash:
-        return f"label {name!r} has no prefix"
-    problem = prefix_problem(prefix)
-    if problem:
-        return f"label prefix {prefix!r} {problem}"
-    if len(short) > 63 or not _NAME_RE.match(short):
-        return f"label name {short!r} is not a valid Kubernetes label name"
-    if len(value) > 63 or not _VALUE_RE.match(value):
-        return f"label value {value!r} of {name!r} is not a valid Kubernetes label value"
-    return None
-
-
-def raw_feature_problem(name: str, value: str) -> Optional[str]:
-    """Why a raw feature cannot be expressed as one features-file line, or None.
-
-    NFD trims each line, splits it at its first ``=``, and reads ``#`` as a comment:
-    a name may end in spaces (``=`` follows), a value may not (the line ends).
-    """
-    if not name or "=" in name or name != name.lstrip() or name.startswith("#"):
-        return f"raw feature name {name!r} cannot be written"
-    if any(c in name + value for c in "\n\r\0") or value != value.strip():
-        return f"raw feature {name!r} has a value that cannot be written"
-    return None
 
 
 class Collision(NamedTuple):
@@ -143,14 +92,14 @@ def _header(number: int, total: int) -> str:
 
 def _line(feature: Feature) -> str:
     text = f"{feature.name}={feature.value}\n"
-    return text if feature.label else "# +no-label\n" + text
+    return text if feature.label else f"{NO_LABEL}\n{text}"
 
 
 def _room() -> int:
     """Bytes of feature lines one file holds: NFD's limit less the longest header
     and an expiry line, kept free whether or not one is asked for, so that
     ``--expires-in`` never changes what is left out or where files split."""
-    return MAX_FILE_SIZE - len(_header(9999, 9999)) - 1 - len(f"{_EXPIRY}2000-01-01T00:00:00Z\n")
+    return MAX_FILE_SIZE - len(_header(9999, 9999)) - 1 - len(f"{EXPIRY}2000-01-01T00:00:00Z\n")
 
 
 def layout(features: Sequence[Feature], expendable: Collection[str] = ()) -> Tuple[List[Part], List[str]]:
@@ -178,10 +127,11 @@ def layout(features: Sequence[Feature], expendable: Collection[str] = ()) -> Tup
             sizes[feature] = size
     kept = list(sizes)
     total = sum(sizes.values())
-    for gives_way, what in (
+    giving_way: Sequence[Tuple[Callable[[Feature], bool], str]] = (
         (lambda f: not f.label, "raw features"),
         (lambda f: f.name in expendable, "USB labels with serials"),
-    ):
+    )
+    for gives_way, what in giving_way:
         dropped = [f for f in kept if gives_way(f)] if total > room else []
         if dropped:
             kept = [f for f in kept if not gives_way(f)]
@@ -219,7 +169,7 @@ def render_part(part: Part, number: int, total: int, expires: Optional[datetime]
     validate(part.features)
     lines = [_header(number, total)]
     if expires is not None:
-        lines.append(_EXPIRY + expires.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        lines.append(EXPIRY + format_time(expires))
     content = "\n".join(lines) + "\n" + "".join(_line(f) for f in part.features)
     return content.encode("utf-8")
 

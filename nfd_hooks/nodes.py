@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from nfd_hooks import api
-from nfd_hooks.capture import MANIFEST
-from nfd_hooks.check import Entry, parse
+from nfd_hooks.bundle import MANIFEST
+from nfd_hooks.nfdfile import Entry, parse
 
 EXPECTED = "expected.features"
 

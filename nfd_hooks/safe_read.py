@@ -13,7 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import Any, List, Optional
+from typing import Callable, List, Literal, Optional, Union
 
 # openat2(2) (Linux 5.6+): the kernel resolves the whole path beneath the
 # directory, in one system call. Its number is the same on every architecture.
@@ -26,7 +26,9 @@ _MAX_LINKS = 40  # the kernel's limit of symlinks followed in one lookup (MAXSYM
 # a rename or mount happened anywhere meanwhile (sysfs links are all "../..."),
 # so a busy machine drops devices: retry, then resolve by hand.
 _OPENAT2_TRIES = 8
-_openat2: Any = None  # the syscall wrapper once loaded; False when the kernel or a seccomp filter refuses it
+# openat2(dir_fd, path, flags) -> fd, or None when the kernel (or a seccomp filter) has none.
+Openat2 = Callable[[int, str, int], Optional[int]]
+_openat2: Union[Openat2, Literal[False], None] = None  # loaded on first use; False: unavailable
 
 
 class NotARegularFile(OSError):
@@ -125,7 +127,7 @@ def _open_beneath(dir_fd: int, path: str, flags: int) -> int:
     global _openat2
     if _openat2 is None:
         _openat2 = _load_openat2()
-    if _openat2:
+    if _openat2 is not False:
         for _ in range(_OPENAT2_TRIES):
             try:
                 result = _openat2(dir_fd, path, flags)
@@ -138,7 +140,7 @@ def _open_beneath(dir_fd: int, path: str, flags: int) -> int:
     return _walk_beneath(dir_fd, path, flags)
 
 
-def _load_openat2() -> Any:
+def _load_openat2() -> Union[Openat2, Literal[False]]:
     """A function calling openat2(2) through libc's syscall(); False without ctypes or libc."""
     try:
         import ctypes  # lazy: only trees resolved beneath a root need it
@@ -210,7 +212,7 @@ def _walk_beneath(dir_fd: int, path: str, flags: int) -> int:
                     raise SymlinkRefused() from None
                 links += 1
                 if links > _MAX_LINKS or target.startswith("/"):
-                    raise OutsideRoot() if target.startswith("/") else error
+                    raise (OutsideRoot() if target.startswith("/") else error) from None
                 pending.extend(p for p in reversed(target.split("/")) if p not in ("", "."))
                 continue
             if last:

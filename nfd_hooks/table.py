@@ -1,18 +1,22 @@
 """``show --format table``: the scan explained for a person at a terminal.
 
-Built only from the sources' reports (the same ``details`` the JSON view
-prints), so the table cannot disagree with what is written. Pure: the CLI
-decides the width and whether headings are bold.
+Built only from the sources' reports (the typed results the JSON view prints
+too), so the table cannot disagree with what is written. A source without a
+section of its own here shows its features. Pure: the CLI decides the width and
+whether headings are bold.
 """
 
 from __future__ import annotations
 
 import textwrap
-from typing import Any, Dict, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from nfd_hooks.errors import one_line
 from nfd_hooks.features import Feature
-from nfd_hooks.sources import SourceReport
+from nfd_hooks.sources.accelerators.result import DEVICETREE, PCI, USB, AcceleratorsFound, Match, MatchedDevice
+from nfd_hooks.sources.base import SourceReport
+from nfd_hooks.sources.devicetree.result import DevicetreeFound
+from nfd_hooks.sources.usb.result import UsbFound, UsbNames
 from nfd_hooks.sources.usb.source import LABEL_PREFIX as USB_PREFIX
 
 WIDTH = 80
@@ -23,17 +27,29 @@ _BOLD, _PLAIN = "\033[1m", "\033[0m"
 _USB_SUFFIX = ".present"
 
 
-def render_table(reports: Sequence[SourceReport], features: Sequence[Feature], width: int = WIDTH, bold: bool = False) -> str:
+def render_table(reports: Sequence[SourceReport[Any]], features: Sequence[Feature], width: int = WIDTH, bold: bool = False) -> str:
     """Every section of the reports present, then a one-line summary of the file."""
-    sections = {"devicetree": _devicetree, "usb": _usb, "accelerators": _accelerators}
     out: List[str] = []
     for report in reports:
-        heading, body = sections[report.name](report.details, width)
+        heading, body = _section(report, width)
         lines = _paragraph(heading, width)
         out += [f"{_BOLD}{line}{_PLAIN}" if bold else line for line in lines] + body + [""]
     labels = sum(1 for f in features if f.label)
     out.append(f"Features file: {labels} labels, {len(features) - labels} raw features ('show' prints it).")
     return "\n".join(out) + "\n"
+
+
+def _section(report: SourceReport[Any], width: int) -> Tuple[str, List[str]]:
+    """A source's heading and lines: its own account, or its features for a source without one."""
+    found = report.found
+    if isinstance(found, DevicetreeFound):
+        return _devicetree(found, width)
+    if isinstance(found, UsbFound):
+        return _usb(found, width)
+    if isinstance(found, AcceleratorsFound):
+        return _accelerators(found, width)
+    rows = [[feature.name, feature.value] for feature in report.features]
+    return f"{report.name}: {len(rows)} features", columns(["NAME", "VALUE"], rows, width) if rows else []
 
 
 def columns(
@@ -73,103 +89,96 @@ def _paragraph(text: str, width: int) -> List[str]:
     return textwrap.wrap(one_line(text), width, subsequent_indent="  ", break_on_hyphens=False)
 
 
-def _devicetree(details: Mapping[str, Any], width: int) -> Tuple[str, List[str]]:
-    if not details:
+def _devicetree(found: DevicetreeFound, width: int) -> Tuple[str, List[str]]:
+    if found.reader is None:
         return "Devicetree: none found", []
-    heading = f"Devicetree: {details['path']} ({details['reader']})"
+    heading = f"Devicetree: {found.path} ({found.reader})"
     label_of: Dict[str, str] = {}
-    for label in details["labels"]:
-        for text in label["strings"]:
-            label_of[text] = f"{label['label'].rsplit('/', 1)[1]}={label['value']}"
+    for label in found.labels:
+        for text, _ in label.strings:
+            label_of[text] = f"{label.name.rsplit('/', 1)[1]}={label.seen}"
     rows = []
-    for node in details["counted_nodes"]:
-        strings = node["compatible"]
+    for node in found.counted:
+        strings = node.compatible
         rows.append([
-            node["node"],
-            node["status"] or "-",
+            node.path,
+            node.status or "-",
             "\n".join(strings) or "-",
             "\n".join(label_of.get(text, "no label-safe characters") for text in strings) or "no compatible",
         ])
-    for node in details["skipped_nodes"]:
-        rows.append([node["node"], node["status"], "\n".join(node["compatible"]) or "-", "skipped: not okay"])
-    prefix = details["labels"][0]["label"].rsplit("/", 1)[0] if details["labels"] else "the prefix"
+    for node in found.skipped:
+        rows.append([node.path, node.status or "", "\n".join(node.compatible) or "-", "skipped: not okay"])
+    prefix = found.labels[0].name.rsplit("/", 1)[0] if found.labels else "the prefix"
     body = _paragraph(
-        f"Model {details['model'] or 'unknown'}. Counted: the root and the nodes named "
-        f"{', '.join(details['nodes'])} (NAME, NAME@..., NAMEn@...) whose status is okay or absent (-). "
+        f"Model {found.model or 'unknown'}. Counted: the root and the nodes named "
+        f"{', '.join(found.nodes)} (NAME, NAME@..., NAMEn@...) whose status is okay or absent (-). "
         f"Labels: {prefix}/<LABEL>.",
         width,
     )
     return heading, body + columns(["NODE", "STATUS", "COMPATIBLE", "LABEL"], rows, width)
 
 
-def _usb(details: Mapping[str, Any], width: int) -> Tuple[str, List[str]]:
-    devices = details["devices"]
-    heading = f"USB: {len(devices)} devices in {details['sysfs']} (read by {details['backend']})"
+def _usb(found: UsbFound, width: int) -> Tuple[str, List[str]]:
+    heading = f"USB: {len(found.entries)} devices in {found.sysfs} (read by {found.backend})"
     rows = [
         [
-            d["bus_path"],
-            f"{d['vendor']}:{d['product']}",
-            _names(d),
-            d["device_class"],
-            " ".join(d["interface_classes"]) or "-",
-            "\n".join(label.rsplit("/", 1)[1].removesuffix(_USB_SUFFIX) for label in d["labels"]) or d["no_label"],
+            entry.device.bus_path,
+            f"{entry.device.vendor}:{entry.device.product}",
+            _names(entry.names),
+            entry.device.device_class,
+            " ".join(entry.device.interface_classes) or "-",
+            "\n".join(label.rsplit("/", 1)[1].removesuffix(_USB_SUFFIX) for label in entry.labels) or (entry.no_label or ""),
         ]
-        for d in devices
+        for entry in found.entries
     ]
-    body = _paragraph(f"Classes that label: {' '.join(details['allowlist'])}. Labels: {USB_PREFIX}/<LABEL>{_USB_SUFFIX}=true.", width)
+    body = _paragraph(f"Classes that label: {' '.join(found.allowlist)}. Labels: {USB_PREFIX}/<LABEL>{_USB_SUFFIX}=true.", width)
     if rows:
         body += columns(["BUS", "ID", "VENDOR PRODUCT", "CLASS", "IFACES", "LABEL, OR WHY NONE"], rows, width, first=[2, 5])
-    names = _class_names(devices)
+    names = dict(sorted(pair for entry in found.entries if entry.names for pair in entry.names.classes))
     if names:
         body += _paragraph("Classes: " + ", ".join(f"{code} {name}" for code, name in names.items()) + ".", width)
     return heading, body
 
 
-def _names(device: Mapping[str, Any]) -> str:
-    """usb.ids names; absent without usb.ids, None for ids it does not list."""
-    vendor, product = device.get("vendor_name"), device.get("product_name")
-    if vendor is None and product is None:
+def _names(names: Optional[UsbNames]) -> str:
+    """usb.ids names; "?" without usb.ids, and for ids it does not list."""
+    if names is None or (names.vendor is None and names.product is None):
         return "?"
-    return f"{vendor or '?'} {product or '?'}"
+    return f"{names.vendor or '?'} {names.product or '?'}"
 
 
-def _class_names(devices: Sequence[Mapping[str, Any]]) -> Dict[str, str]:
-    found: Dict[str, str] = {}
-    for device in devices:
-        found.update(device.get("class_names", {}))
-    return dict(sorted(found.items()))
-
-
-def _accelerators(details: Mapping[str, Any], width: int) -> Tuple[str, List[str]]:
-    read = [name for name, used in details["inputs"].items() if used]
-    heading = f"Accelerators: {len(details['matches'])} of {len(details['entries'])} catalog entries matched"
+def _accelerators(found: AcceleratorsFound, width: int) -> Tuple[str, List[str]]:
+    read = [name for name, used in found.inputs.read().items() if used]
+    heading = f"Accelerators: {len(found.matches)} of {len(found.entries)} catalog entries matched"
     body = _paragraph(
-        f"Catalogs: {', '.join(details['catalogs'])}; matched against {', '.join(read) or 'nothing'}. "
-        f"Labels {details['prefix']}/<ID>.present and .count, and .ready and .ready-count for the "
+        f"Catalogs: {', '.join(found.catalogs)}; matched against {', '.join(read) or 'nothing'}. "
+        f"Labels {found.prefix}/<ID>.present and .count, and .ready and .ready-count for the "
         "devices its ready rule finds usable"
-        + ("; vendor plugins' labels too (--compat-labels)." if details.get("compat_labels") else "."),
+        + ("; vendor plugins' labels too (--compat-labels)." if found.compat_labels else "."),
         width,
     )
     rows = [
-        [m["id"], str(m["count"]), str(m["ready_count"]), m["name"], "\n".join(_matched(m) + m["compat"])]
-        for m in details["matches"]
+        [m.entry.id, str(m.present), str(m.ready), m.entry.name, "\n".join(_matched(m) + _compat(m, found.compat_labels))]
+        for m in found.matches
     ]
     if rows:
         body += columns(["ID", "COUNT", "READY", "NAME", "MATCHED"], rows, width, first=[3])
     return heading, body
 
 
-def _matched(match: Mapping[str, Any]) -> List[str]:
+def _matched(match: Match) -> List[str]:
     """Each matched device; a bound driver and readiness after it."""
-    found = [f"USB {d['bus_path']} {d['id']}{' ready' if d['ready'] else ''}" for d in match["usb"]]
-    found += [f"PCI {d['address']} {d['id']}{_state(d)}" for d in match["pci"]]
-    found += [f"{d['node']} {d['compatible']}{_state(d)}" for d in match["devicetree"]]
-    return found
+    shown = {USB: "USB ", PCI: "PCI ", DEVICETREE: ""}
+    return [f"{shown[d.bus]}{d.address} {d.id}{_state(d)}" for d in match.devices]
 
 
-def _state(device: Mapping[str, Any]) -> str:
-    driver = f" {device['driver']}" if device["driver"] else ""
-    return driver + (" ready" if device["ready"] else "")
+def _state(device: MatchedDevice) -> str:
+    driver = f" {device.driver}" if device.driver else ""
+    return driver + (" ready" if device.ready else "")
+
+
+def _compat(match: Match, written: bool) -> List[str]:
+    return [f"{name}={value}" for name, value in match.entry.compat] if written else []
 
 
 def wants_bold(isatty: bool, environ: Mapping[str, str]) -> bool:

@@ -8,39 +8,36 @@ churn. The file on disk is the state: whatever wrote it last (the one-shot
 initContainer, an earlier watcher), it is compared, not assumed.
 
 The devicetree does not change at run time and is read once at start; its
-report is handed to every rescan (``api.scan(options, devicetree)``), so the
-accelerator catalog still matches on it while USB and PCI are read afresh, and
+report is handed to every rescan (``api.scan(options, reuse)``, a static
+source's), so the accelerator catalog still matches on it while USB and PCI
+are read afresh, and
 readiness with them: a stick re-enumerating with its firmware, a driver
 binding or unbinding (``bind``/``unbind`` uevents of its PCI or platform
 device) and a device node coming or going (a uevent of its class) each wake a
-rescan (``nfd_hooks.uevents.uevent_subsystems``).
+rescan (``api.uevent_subsystems``, from each source's ``uevents``).
 """
 
-import select
 import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from nfd_hooks import api
-from nfd_hooks.diff import Change, changes, features_of
+from nfd_hooks.diff import Change, changes, features_of_files
 from nfd_hooks.durations import check_interval
-from nfd_hooks.errors import NfdHooksError, one_line
-from nfd_hooks.features import MAX_FILE_SIZE
+from nfd_hooks.errors import NfdHooksError, say
+from nfd_hooks.nfdfile import EXPIRY, MAX_FILE_SIZE, parse_rfc3339
 from nfd_hooks.safe_read import read_regular_file
 from nfd_hooks.sources import SourceReport
-from nfd_hooks.uevents import uevent_subsystems
+from nfd_hooks.uevents import Events, open_events
 from nfd_hooks.writer import check_file_name, part_files, temporary_directory, write_atomically, write_files
 
 # After a uevent, wait this long so that a device's interfaces (each with its
 # own uevent, milliseconds apart) are in sysfs before the rescan.
 SETTLE = 0.3
-# The longest a wait blocks without looking at the stop event: SIGTERM's latency.
-TICK = 0.2
 # Never rescan more often than this for an expiry refresh (a 1 s --expires-in
 # would otherwise spin).
 MIN_REFRESH_DELAY = 1.0
@@ -51,16 +48,11 @@ MIN_REFRESH_DELAY = 1.0
 # write are coalesced into the next rescan.
 SPACING = 1.1
 
-_EXPIRY = b"# +expiry-time="
-_EXPIRY_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+_EXPIRY = EXPIRY.encode()
 
 Log = Callable[[str], None]
-Scanner = Callable[[api.Options, Optional[SourceReport]], api.Scan]
-
-
-def log_to_stderr(message: str) -> None:
-    """One line per message, whatever a path or notice from the node holds."""
-    print(f"nfd-hooks: {one_line(message)}", file=sys.stderr, flush=True)
+# api.scan: the options, and the reports of an earlier scan to reuse.
+Scanner = Callable[[api.Options, Sequence[SourceReport[Any]]], api.Scan]
 
 
 def split_expiry(content: bytes) -> Tuple[bytes, Optional[datetime]]:
@@ -69,8 +61,7 @@ def split_expiry(content: bytes) -> Tuple[bytes, Optional[datetime]]:
     for line in content.splitlines(keepends=True):
         if line.startswith(_EXPIRY):
             try:
-                stamp = line[len(_EXPIRY):].strip().decode("ascii")
-                expires = datetime.strptime(stamp, _EXPIRY_FORMAT).replace(tzinfo=timezone.utc)
+                expires = parse_rfc3339(line[len(_EXPIRY):].strip().decode("ascii"))
             except ValueError:  # UnicodeDecodeError is one
                 expires = None
             continue
@@ -125,7 +116,7 @@ def read_existing(path: Path) -> Optional[bytes]:
         return None
 
 
-def joined(files: Dict[str, Optional[bytes]], name: str) -> Optional[bytes]:
+def joined(files: Mapping[str, Optional[bytes]], name: str) -> Optional[bytes]:
     """The files of one output as one text to compare (``write_reason``): the main
     file, then the others by name; None without a readable main file."""
     if files.get(name) is None:
@@ -159,90 +150,19 @@ def sync(result: api.Scan, options: api.Options, directory: Path, name: str, now
     done: List[Change] = []
     events = 0
     if reason is not None:
-        done = changes(_features_of(existing, now), _features_of(new, now))
+        done = changes(_features_of(existing.values(), now), _features_of(new.values(), now))
         events = write_files(directory, name, [(part[len(name):], content) for part, content in new.items()]).events
         existing = dict(new)
-    elif settle and existing[name] is not None:
-        write_atomically(directory, name, existing[name])
+    elif settle and (current := existing[name]) is not None:
+        write_atomically(directory, name, current)
         events = 1
     main = existing[name] or new[name]
     return Sync(reason, refresh_delay(main, now, options.expires_in), done, events)
 
 
-def _features_of(files: Dict[str, Optional[bytes]], now: datetime) -> Dict[str, Tuple[str, bool]]:
-    """What NFD reads from all of ``files`` together."""
-    seen: Dict[str, Tuple[str, bool]] = {}
-    for content in files.values():
-        seen.update(features_of(content or b"", now))
-    return seen
-
-
-class Events:
-    """No device events: wait out the interval (or until stopped)."""
-
-    description = "no uevents"
-
-    def __init__(self, stop: threading.Event) -> None:
-        self.stop = stop
-
-    def wait(self, timeout: float) -> bool:
-        """True as soon as a device event arrives; False at ``timeout`` or when stopped."""
-        self.stop.wait(timeout)
-        return False
-
-
-class Uevents(Events):
-    """Device uevents of some subsystems from the kernel's netlink socket, through pyudev.
-
-    The kernel group (not udevd's) is used: the kernel broadcasts device
-    uevents into every network namespace owned by the initial user namespace,
-    so a pod without hostNetwork gets them, and no udevd is needed. udevd's
-    group reaches only the host's network namespace, and libudev disables it
-    inside containers.
-    """
-
-    def __init__(self, stop: threading.Event, subsystems: Sequence[str] = ("usb",)) -> None:
-        super().__init__(stop)
-        import pyudev
-
-        self.description = "uevents of " + ", ".join(subsystems)
-        self.monitor = pyudev.Monitor.from_netlink(pyudev.Context(), source="kernel")
-        for subsystem in subsystems:  # a uevent of any of them passes
-            self.monitor.filter_by(subsystem)
-        self.monitor.start()
-
-    def wait(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while not self.stop.is_set():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            ready, _, _ = select.select([self.monitor], [], [], min(left, TICK))
-            if ready and self._drain():
-                return True
-        return False
-
-    def _drain(self) -> bool:
-        """Read every pending message; True if one was a USB device event (or some were lost)."""
-        seen = False
-        while True:
-            try:
-                device = self.monitor.poll(timeout=0)
-            except OSError:  # ENOBUFS: events were dropped, so something may have changed
-                return True
-            if device is None:
-                return seen
-            seen = True
-
-
-def open_events(stop: threading.Event, udev: bool, log: Log, subsystems: Sequence[str] = ("usb",)) -> Events:
-    """The uevent source when asked for and available, else interval polling alone."""
-    if udev and subsystems:
-        try:
-            return Uevents(stop, subsystems)
-        except (ImportError, OSError) as error:  # no libudev, netlink refused
-            log(f"no uevents ({' '.join(str(error).split()) or type(error).__name__}); rescanning on the interval only")
-    return Events(stop)
+def _features_of(files: Iterable[Optional[bytes]], now: datetime) -> Dict[str, Tuple[str, bool]]:
+    """What NFD reads from all of ``files`` together (an unreadable one: nothing)."""
+    return features_of_files((content or b"" for content in files), now)
 
 
 @dataclass
@@ -254,7 +174,7 @@ class Watch:
     name: str
     interval: float = api.DEFAULT_INTERVAL
     scan: Scanner = api.scan
-    log: Log = log_to_stderr
+    log: Log = say
     spacing: float = SPACING
     quiet: bool = False  # errors only: no notices, no progress lines
     # time.monotonic() of our last event in features.d.
@@ -277,8 +197,8 @@ class Watch:
         if temporary_directory(self.directory)[1]:
             self.last_event = time.monotonic()
             stop.wait(self.spacing)
-        first = self.scan(self.options, None)
-        devicetree = next((report for report in first.reports if report.name == "devicetree"), None)
+        first = self.scan(self.options, ())
+        static = api.static_reports(first)
         notices = first.notices
         for notice in notices:
             self.info(notice)
@@ -293,7 +213,7 @@ class Watch:
             if stop.is_set() or time.monotonic() < next_scan:
                 continue
             try:
-                result = self.scan(self.options, devicetree)
+                result = self.scan(self.options, static)
                 if result.notices != notices:
                     notices = result.notices
                     for notice in notices:
@@ -362,6 +282,6 @@ def watch(
     stop = threading.Event()
     restore = stop_on_signals(stop)
     try:
-        watcher.run(stop, open_events(stop, udev, watcher.info, uevent_subsystems(options)))
+        watcher.run(stop, open_events(stop, udev, watcher.info, api.uevent_subsystems(options)))
     finally:
         restore()

@@ -18,8 +18,8 @@ import fcntl
 import os
 import re
 import signal
-import tempfile
 import stat
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, List, NamedTuple, Sequence, Tuple

@@ -5,7 +5,8 @@ from datetime import datetime, timezone
 import pytest
 
 from nfd_hooks.errors import OutputError
-from nfd_hooks.features import MAX_FILE_SIZE, Feature, label_problem, layout, merge, prefix_problem, render_files
+from nfd_hooks.features import Feature, layout, merge, render_files
+from nfd_hooks.nfdfile import label_problem, prefix_problem
 
 
 def render(features, expires=None) -> bytes:

@@ -97,6 +97,7 @@ def _dra_config(values: Dict[str, Any]) -> Tuple["dra.Config", "kube.Client"]:
         client = kube.Client(values["server"], values["token_file"], values["ca_file"])
     except (kube.ApiError, OSError) as error:
         raise InputError(f"cannot reach the API server: {error}") from None
+    Inventory(_node_options(values)).check()
     config = dra.Config(
         driver=values["driver_name"], node=node, registry_dir=values["registry_dir"], plugins_dir=values["plugins_dir"],
         cdi_dir=values["cdi_dir"], host_dev=values["host_dev"], grace=values["grace"], taint_window=values["taint_window"],
@@ -112,6 +113,7 @@ def _check_device_plugin(values: Dict[str, Any]) -> None:
     plugin_dir: Path = values["plugin_dir"]
     if not plugin_dir.is_dir():
         raise InputError(f"--plugin-dir {plugin_dir}: no such directory (is this a kubelet's node?)")
+    Inventory(_node_options(values)).check()
 
 
 # The option values that are paths (JSON carries them as strings), and the catalog's list of them.

@@ -27,14 +27,12 @@ RECEIVE_BUFFER = 1 << 20
 def monitor(options: api.Options, wake: asyncio.Event, log: Callable[[str], None], resync: float) -> Optional[socket.socket]:
     """Set ``wake`` on every uevent of the subsystems that change the devices; None if
     uevents cannot be had (then the caller rescans every ``resync`` seconds)."""
-    from nfd_hooks.uevents import uevent_subsystems
-
     try:
         found = open_socket()
     except OSError as error:
         log(f"no uevents ({' '.join(str(error).split()) or type(error).__name__}); rescanning every {resync:g} s only")
         return None
-    wanted = {subsystem.encode() for subsystem in uevent_subsystems(options)}
+    wanted = {subsystem.encode() for subsystem in api.uevent_subsystems(options)}
     asyncio.get_running_loop().add_reader(found.fileno(), drain, found, wanted, wake)
     return found
 

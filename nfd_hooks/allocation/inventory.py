@@ -1,21 +1,23 @@
-"""The node's devices, read the way the labels are: the accelerator source's scan.
+"""The node's devices, read the way the labels are: the sources of a scan, to the
+accelerator source's typed result, then the device model.
 
-The devicetree does not change while the node runs and is read once; USB and
-PCI are read on every scan (a few milliseconds on a board), with serials, which
-the labels read only when asked.
+The devicetree does not change while the node runs and is read once (the
+sources' ``static`` flag, as ``watch`` does); USB and PCI are read on every scan
+(a few milliseconds on a board), with serials, which the labels read only when
+asked. The features are not assembled: nothing here writes them.
 """
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Tuple
 
 from nfd_hooks import api
-from nfd_hooks.sources import SourceReport
-from nfd_hooks.sources import accelerators as accelerator_source
-from nfd_hooks.sources import devicetree as devicetree_source
-from nfd_hooks.sources import usb as usb_source
+from nfd_hooks.sources import SOURCES, SourceReport, found_in
 from nfd_hooks.sources.accelerators.binding import SysfsProbe
-from nfd_hooks.sources.accelerators.devices import Device, from_report
+from nfd_hooks.sources.accelerators.devices import Device, from_found
+from nfd_hooks.sources.accelerators.result import AcceleratorsFound
+
+STATIC = frozenset(source.name for source in SOURCES if source.static)
 
 
 class Inventory:
@@ -25,27 +27,27 @@ class Inventory:
         self.options = options._replace(
             usb_label_fields=tuple(dict.fromkeys(options.usb_label_fields + ("serial",))), usb_details=False,
         )
-        self._devicetree: Optional[SourceReport] = None
+        self._static: Dict[str, SourceReport[Any]] = {}
+
+    def check(self) -> None:
+        """InputError for options a scan would refuse (a broken catalog, a bad flag)."""
+        api.configure(self.options)
 
     def scan(self) -> Tuple[Dict[str, Device], List[str]]:
         """Every device of the model by name (allocatable or not), and notices."""
-        options = self.options
-        notices: List[str] = []
-        nodes = None
-        if options.use_devicetree:
-            if self._devicetree is None:
-                self._devicetree = devicetree_source.discover(options.devicetree_options())
-                notices += self._devicetree.notices
-            nodes = devicetree_source.compatible_nodes(self._devicetree)
-        usb_devices = None
-        if options.use_usb:
-            usb_devices, read_notices, _ = usb_source.read_with_backend(options.usb_options())
-            notices += read_notices
-        report = accelerator_source.discover(options.accelerator_options(), usb_devices, nodes)
-        notices += report.notices
-        probe = SysfsProbe(options.sysfs, options.dev, notices)
+        reports: List[SourceReport[Any]] = []
+        for source, own in api.configure(self.options):
+            report = self._static.get(source.name) or source.discover(own, reports)
+            if source.name in STATIC:
+                self._static[source.name] = report
+            reports.append(report)
+        notices = [notice for report in reports for notice in report.notices]
+        found = found_in(reports, AcceleratorsFound)
+        if found is None:  # --no-accelerators: nothing to allocate
+            return {}, notices
+        probe = SysfsProbe(self.options.sysfs, self.options.dev, notices)
         try:
-            devices, more = from_report(report, probe)
+            devices, more = from_found(found, probe)
         finally:
             probe.close()
         return {device.name: device for device in devices}, notices + more

@@ -1,33 +1,18 @@
 """Feature sources, one per package, as NFD has ``source/usb`` and ``source/local``.
 
-Each source turns one kind of hardware description into features and a
-JSON-ready account of where each came from; the features model validates and
-renders them, so a source only has to be right about its own hardware.
+Each turns one kind of hardware description into features and a typed account
+of what it found, behind one interface (``base.Source``); the features model
+validates and renders them, so a source only has to be right about its own
+hardware. ``SOURCES`` lists them all, in the order they run: a source reads
+what those before it found (the accelerators read the devicetree's nodes and
+the USB devices). A new source is a package with a ``SOURCE``, registered here.
 """
 
-from __future__ import annotations
+from typing import Any, Tuple
 
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Set
+from nfd_hooks.sources import accelerators, devicetree, usb
+from nfd_hooks.sources.base import Found, Source, SourceReport, found_in
 
-from nfd_hooks.features import Feature
+SOURCES: Tuple[Source[Any, Any], ...] = (devicetree.SOURCE, usb.SOURCE, accelerators.SOURCE)
 
-
-@dataclass
-class SourceReport:
-    """What one source found.
-
-    ``details`` is the provenance ``show --format json`` prints; ``notices`` are
-    one-line messages for stderr about things skipped, never fatal.
-    ``origins`` says, for a notice, what on the node gave a feature, when a
-    collision with another source's name leaves it out (``api.PRECEDENCE``);
-    ``expendable`` names the labels that give way before the output is split
-    over several files (``features.layout``).
-    """
-
-    name: str
-    features: List[Feature] = field(default_factory=list)
-    details: Dict[str, Any] = field(default_factory=dict)
-    notices: List[str] = field(default_factory=list)
-    origins: Dict[str, str] = field(default_factory=dict)
-    expendable: Set[str] = field(default_factory=set)
+__all__ = ["SOURCES", "Found", "Source", "SourceReport", "found_in"]

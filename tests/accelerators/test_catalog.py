@@ -167,3 +167,20 @@ def test_the_documented_user_catalog_loads():
     entries = parse_catalog(example, "docs")
     assert entries["movidius-vpu"].usb == (("03e7", "2485"), ("03e7", "f63b"))
     assert entries["k210"].devicetree == ("canaan,kendryte-k210",)
+
+
+def test_a_catalog_is_parsed_once_until_its_file_changes(tmp_path, monkeypatch):
+    """``watch`` loads the catalog at every rescan: the files are read each time
+    (an edit counts from the next scan), parsed only when their text changed."""
+    user = tmp_path / "mine.toml"
+    user.write_text('[accelerators.k210]\nname = "Kendryte K210"\ndevicetree = ["canaan,kendryte-k210"]\n')
+    parsed = []
+    real = catalog_module.parse_catalog
+    monkeypatch.setattr(catalog_module, "parse_catalog", lambda text, origin: parsed.append(origin) or real(text, origin))
+    first, again = load_catalog([user]), load_catalog([user])
+    assert first == again and first is not again  # each caller gets its own dict
+    assert parsed.count(str(user)) == 1 and parsed.count("catalog.toml") <= 1
+    user.write_text('[accelerators.k210]\nname = "Kendryte K210"\ndevicetree = ["kendryte,k210"]\n')
+    assert load_catalog([user])["k210"].devicetree == ("kendryte,k210",)
+    assert parsed.count(str(user)) == 2
+    assert "k210" not in load_catalog()

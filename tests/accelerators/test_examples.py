@@ -7,7 +7,8 @@ from typing import Callable, Dict
 import pytest
 
 from nfd_hooks import api
-from tests.accelerators.fakehost import add_pci_device, add_usb_device
+from tests.fakehost import add_pci_device
+from tests.fakehost import add_usb_xhci as add_usb_device
 from tests.conftest import DTB_DIR, ROOT
 
 yaml = pytest.importorskip("yaml")  # PyYAML: scripts/test-requirements.txt

@@ -11,7 +11,7 @@ import pytest
 from nfd_hooks.errors import InputError
 from nfd_hooks.sources.accelerators.binding import Binding, SysfsProbe
 from nfd_hooks.sources.accelerators.catalog import load_catalog, parse_catalog
-from tests.accelerators.fakehost import ClassDevice, add_pci_device, add_platform_device, populate_dev
+from tests.fakehost import ClassDevice, add_pci_device, add_platform_device, populate_dev
 from tests.conftest import DTB_DIR, FIXTURES, run_cli
 
 PREFIX = "accelerator.feature.node.kubernetes.io"

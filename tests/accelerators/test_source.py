@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 from nfd_hooks import api
-from nfd_hooks.sources import usb as usb_source
+from nfd_hooks.sources.usb import source as usb_source
 from nfd_hooks.sources.accelerators.catalog import load_catalog, parse_catalog
 from nfd_hooks.sources.accelerators.pci import PciDevice, read_pci_devices
 from nfd_hooks.sources.accelerators.source import DEFAULT_PREFIX, match
 from nfd_hooks.sources.usb.model import UsbDevice
-from tests.accelerators.fakehost import add_pci_device, add_usb_device
+from tests.fakehost import add_pci_device
+from tests.fakehost import add_usb_xhci as add_usb_device
 from tests.conftest import DTB_DIR, require_tool
 
 PREFIX = "accelerator.feature.node.kubernetes.io"

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
-from tests.accelerators.fakehost import populate_dev
+from tests.fakehost import populate_dev
 from tests.conftest import ROOT
 from tests.fakehost import PI4_HUBS, add_usb_device
 

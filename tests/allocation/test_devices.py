@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from nfd_hooks import api
 from nfd_hooks.allocation.inventory import Inventory
 from nfd_hooks.sources.accelerators import devices as model
-from tests.accelerators.fakehost import populate_dev
+from tests.fakehost import populate_dev
 from tests.allocation.nodes import need_root
 from tests.conftest import DTB_DIR, FIXTURES, ROOT, SHARED, require_tool
 
@@ -85,9 +85,28 @@ def test_fixture_states(tmp_path, state):
     for device in devices.values():
         assert device.allocatable == (device.ready and bool(device.device_nodes))
         assert DNS_LABEL.match(device.name)
-    ready_labels = {k: v for k, v in CASES[state]["labels"].items() if k.endswith(".ready-count")}
-    # The labels and the model agree on how many are ready (the labels' rule, device by device).
-    assert sum(d.ready for d in devices.values()) == sum(int(v) for v in ready_labels.values())
+    # The labels count the model's devices (Match.physical): as many as .count, as many ready as .ready-count.
+    labels = CASES[state]["labels"]
+    assert len(devices) == sum(int(v) for k, v in labels.items() if k.endswith(".count"))
+    assert sum(d.ready for d in devices.values()) == sum(int(v) for k, v in labels.items() if k.endswith(".ready-count"))
+
+
+def test_physical_devices_are_what_the_labels_count():
+    """A devicetree node is the PCI function of its kind when there is one: the Dev Board's
+    root compatible and its Edge TPU on the SoC's PCIe are one device, ready as the function is."""
+    from nfd_hooks.sources.accelerators.catalog import load_catalog
+    from nfd_hooks.sources.accelerators.result import DEVICETREE, PCI, USB, Match, MatchedDevice
+
+    entry = load_catalog()["edgetpu"]
+    stick = MatchedDevice(USB, "2-1", "18d1:9302", True)
+    function = MatchedDevice(PCI, "0000:01:00.0", "1ac1:089a", False)
+    root = MatchedDevice(DEVICETREE, "/", "google,imx8mq-phanbell", True)
+    again = MatchedDevice(DEVICETREE, "/", "fsl,imx8mq-phanbell", True)  # the same node by another string
+    other = MatchedDevice(DEVICETREE, "/soc/tpu@1", "google,imx8mq-phanbell", True)
+    assert Match(entry, (stick, function, root, again)).physical == (stick, function)
+    assert (Match(entry, (stick, function, root)).present, Match(entry, (stick, function, root)).ready) == (2, 1)
+    assert Match(entry, (root, again)).physical == (root,)
+    assert Match(entry, (function, root, other)).physical == (function, other)  # nodes beyond the functions, by path
 
 
 def test_the_name_survives_re_enumeration_and_the_node_follows(tmp_path):

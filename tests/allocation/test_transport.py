@@ -48,12 +48,12 @@ def can_trigger():
 
 
 def test_a_kernel_uevent_of_a_wanted_subsystem_wakes(can_trigger, monkeypatch):
-    monkeypatch.setattr("nfd_hooks.uevents.uevent_subsystems", lambda options: ("usb", "mem"))
+    monkeypatch.setattr("nfd_hooks.api.uevent_subsystems", lambda options: ("usb", "mem"))
     assert wakes(api.Options(), kernel_change_of_dev_null)
 
 
 def test_other_subsystems_do_not_wake(can_trigger, monkeypatch):
-    monkeypatch.setattr("nfd_hooks.uevents.uevent_subsystems", lambda options: ("usb", "pci"))
+    monkeypatch.setattr("nfd_hooks.api.uevent_subsystems", lambda options: ("usb", "pci"))
     assert not wakes(api.Options(), kernel_change_of_dev_null, timeout=1.5)
 
 

@@ -13,7 +13,8 @@ import pytest
 from tests.conftest import DTB_DIR, require_tool, run_cli
 from tests.fakehost import C270, NCS2, PI4_HUBS, PI4_NCS2_WEBCAM, make_host
 from nfd_hooks import api
-from nfd_hooks.capture import capture, open_bundle
+from nfd_hooks.bundle import open_bundle
+from nfd_hooks.capture import capture
 from nfd_hooks.errors import InputError, OutputError
 from nfd_hooks.sources.usb.sysfs import ATTRIBUTES
 

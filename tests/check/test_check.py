@@ -11,7 +11,8 @@ import pytest
 
 from tests.conftest import DTB_DIR, FIXTURES, run_cli
 from nfd_hooks import api
-from nfd_hooks.check import check_paths, parse, parse_rfc3339
+from nfd_hooks.check import check_paths
+from nfd_hooks.nfdfile import parse, parse_rfc3339
 
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
 

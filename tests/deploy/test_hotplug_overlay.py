@@ -5,7 +5,6 @@ watcher is unprivileged and writes into the volume nfd-worker reads."""
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest

@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from nfd_hooks.features import label_problem
+from nfd_hooks.nfdfile import label_problem
 from nfd_hooks.sources.devicetree.naming import label_name
 from nfd_hooks.sources.devicetree.source import is_enabled, node_name_pattern
 

@@ -8,7 +8,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from tests.e2e.fleet import WORKER_CONFIG, labelled
-from nfd_hooks.check import AUTO_PREFIX, CheckResult, read_directory, resolved_labels
+from nfd_hooks.check import CheckResult, read_directory, resolved_labels
+from nfd_hooks.nfdfile import NFD_PREFIX as AUTO_PREFIX
 
 FILES = {
     # Another tool's file on the host, before ours in name order.

@@ -66,3 +66,11 @@ def test_allocation_comes_only_with_its_commands(sysfs):
     devices = loaded(["devices", "--sysfs", str(sysfs), "--usb-backend", "sysfs"])
     assert {"nfd_hooks.allocation.inventory", "nfd_hooks.sources.accelerators.devices"} <= devices
     assert not {"grpclib", "ssl", "asyncio"} & devices  # listing devices serves nothing
+
+
+def test_the_hook_imports_no_dataclasses(sysfs, tmp_path):
+    """The hook's records are plain slotted classes or NamedTuples: making a
+    dataclass costs about 2 million instructions a start (docs/performance.md)."""
+    modules = loaded(["write", "--sysfs", str(sysfs), "--usb-backend", "sysfs", "--features-dir", str(tmp_path)])
+    assert "nfd_hooks.sources.accelerators.result" in modules  # the typed results were made
+    assert "dataclasses" not in modules

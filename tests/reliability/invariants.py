@@ -21,7 +21,8 @@ from hypothesis import settings
 
 from nfd_hooks import api
 from nfd_hooks.errors import InputError, NfdHooksError
-from nfd_hooks.features import MAX_FILE_SIZE, PART_INFIX, label_problem
+from nfd_hooks.features import MAX_FILE_SIZE, PART_INFIX
+from nfd_hooks.nfdfile import label_problem
 from tests.conftest import labels_of
 
 # Cases checked per test, reported at the end of the run (conftest).

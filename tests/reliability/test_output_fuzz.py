@@ -174,7 +174,7 @@ def test_the_model_fits_any_sources_and_rewrites_keep_shared_labels(before, afte
         states.append(_on_disk(directory))
 
     options = api.Options()
-    old, new = api.Scan(before), api.Scan(after)
+    old, new = api.assemble(before), api.assemble(after)
     for result in (old, new):
         check_files(result, options)  # the devicetree labels kept among them
     writer.write_files(directory, "nfd-hooks", api.files(old, options))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from nfd_hooks.sources.usb import UsbOptions, discover  # noqa: E402
+from nfd_hooks.sources.usb import UsbOptions, check_options, discover  # noqa: E402
 from nfd_hooks.sources.usb.source import read_with_backend  # noqa: E402
 
 
@@ -18,7 +18,7 @@ def main(args):
     fields = tuple(args[i + 1] for i, a in enumerate(args) if a == "--usb-label-fields") or ("class", "vendor", "device")
     seen = {}
     for backend in ("sysfs", "udev", "libusb"):
-        options = UsbOptions(backend=backend, allowlist=classes, label_fields=fields)
+        options = check_options(UsbOptions(backend=backend, allowlist=classes, label_fields=fields))
         devices, notices, used = read_with_backend(options)
         report = discover(options, devices)
         seen[backend] = {

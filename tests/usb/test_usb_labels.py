@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nfd_hooks.errors import InputError
-from nfd_hooks.features import label_problem
+from nfd_hooks.nfdfile import label_problem
 from nfd_hooks.sources.usb import UsbDevice, UsbOptions, discover, source
 from nfd_hooks.sources.usb.source import check_options, parse_class, parse_label_fields
 

@@ -83,7 +83,7 @@ def test_uevents_of_every_subsystem_that_can_change_the_file():
     """USB for devices (and firmware re-enumeration), PCI and platform for driver binds,
     the catalog's device classes for device nodes; none that cannot matter."""
     from nfd_hooks import api
-    from nfd_hooks.watch import uevent_subsystems
+    from nfd_hooks.api import uevent_subsystems
 
     assert uevent_subsystems(api.Options()) == ("usb", "pci", "platform", "apex", "hailo_chardev")
     assert uevent_subsystems(api.Options(use_usb=False)) == ("pci", "platform", "apex", "hailo_chardev")

@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import FIXTURES
 from tests.conftest import labels_of
-from tests.watch.test_cli_watch import Watcher
+from tests.cli.test_watch import Watcher
 
 EDGE_NODE = FIXTURES / "usb" / "edge-node"
 NCS2 = "feature.node.kubernetes.io/usb-ff_03e7_2485.present"  # facts.md, NFD's label for 03e7:2485

@@ -5,7 +5,7 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 import pytest
 
@@ -13,7 +13,8 @@ from nfd_hooks import api
 from nfd_hooks.errors import InputError
 from nfd_hooks.features import Feature
 from nfd_hooks.sources import SourceReport
-from nfd_hooks.watch import SPACING, Events, Watch, split_expiry
+from nfd_hooks.uevents import Events
+from nfd_hooks.watch import SPACING, Watch, split_expiry
 from tests.conftest import labels_of
 
 INTERVAL = 0.1
@@ -30,18 +31,19 @@ class Node:
         self.scans = 0
         self.failure: Optional[Exception] = None
 
-    def scan(self, options: api.Options, devicetree: Optional[SourceReport]) -> api.Scan:
+    def scan(self, options: api.Options, reuse: Optional[Sequence[SourceReport]]) -> api.Scan:
         self.scans += 1
         if self.failure is not None:
             raise self.failure
         reports = []
         if options.use_devicetree:
+            devicetree = next(iter(reuse or ()), None)
             if devicetree is None:
                 self.devicetree_reads += 1
                 devicetree = SourceReport("devicetree", [Feature(PI, "1")])
             reports.append(devicetree)
         reports.append(SourceReport("usb", [Feature(k, v) for k, v in self.usb.items()]))
-        return api.Scan(reports)
+        return api.assemble(reports)
 
 
 def wait_for(condition: Callable[[], bool], seconds: float) -> bool:

@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import FIXTURES, SHARED, require_tool
 from tests.conftest import labels_of
-from tests.watch.test_cli_watch import Watcher
+from tests.cli.test_watch import Watcher
 from tests.watch.test_hotplug import NCS2, NCS2_LABELS, within
 
 HERE = Path(__file__).resolve().parent
@@ -73,7 +73,7 @@ def recording() -> Path:
 
 LISTEN = """
 import sys, threading, time
-from nfd_hooks.watch import Uevents
+from nfd_hooks.uevents import Uevents
 events = Uevents(threading.Event())
 print("listening", flush=True)
 started = time.monotonic()

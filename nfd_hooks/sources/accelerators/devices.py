@@ -17,32 +17,30 @@ USB port paths have exactly one dash, after the bus number, and PCI addresses a
 fixed form, so both renderings are one-to-one. Devicetree paths are cleaned to
 the DNS label alphabet; two that clean alike get ``-2``, ``-3`` in path order.
 
-Which matches are devices follows the accelerator source's count (``usb +
-max(pci, devicetree)``): each USB device and each PCI function is one; a
-devicetree match says the board *has* the accelerator, and when PCI functions
-of the same kind are present they are it (the Coral Dev Board's root
-``compatible`` and the Edge TPU on its SoC's PCIe are one device), so only
-devicetree nodes beyond the number of PCI functions become devices of their own
-(a Jetson's GPU node).
+Which matches are devices is ``Match.physical`` (result.py), the rule the labels
+count by: every USB device and PCI function, and devicetree nodes beyond as many
+as there are PCI functions of the same kind (the Coral Dev Board's root
+``compatible`` and the Edge TPU on its SoC's PCIe are one device; a Jetson's GPU
+node is a device of its own). ``<id>.count`` is the number of devices here, and
+``<id>.ready-count`` the number that are ready.
 
 A device is *allocatable* when it is ready (the catalog's rule) and has device
 nodes present under the dev root to hand to a container: the USB device's own
 node, or the nodes of the driver's class (``/dev/apex_0``, ``/dev/hailo0``).
 
-The model is read from the accelerator source's report (``show --format json``'s
-``matches``) plus one look per USB device at its node; it is small and imports
-nothing heavy, so the hook can share it.
+The model is built from the accelerator source's typed result
+(``AcceleratorsFound``) plus one look per USB device at its driver and node; it is
+small and imports nothing heavy.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from nfd_hooks.sources import SourceReport
-from nfd_hooks.sources.accelerators.binding import Binding, SysfsProbe
+from nfd_hooks.sources.accelerators.binding import SysfsProbe
+from nfd_hooks.sources.accelerators.result import DEVICETREE, PCI, USB, AcceleratorsFound, MatchedDevice
 
-USB, PCI, DEVICETREE = "usb", "pci", "devicetree"
 MAX_NAME = 63  # a DNS label
 
 _NOT_LABEL = re.compile(r"[^a-z0-9]+")
@@ -84,18 +82,19 @@ def devicetree_name(node: str) -> str:
     return ("dt-" + cleaned)[:MAX_NAME].rstrip("-")
 
 
-def from_report(report: SourceReport, probe: SysfsProbe) -> Tuple[List[Device], List[str]]:
-    """The devices of an accelerator source report, sorted by name, and notices.
+def from_found(found: AcceleratorsFound, probe: SysfsProbe) -> Tuple[List[Device], List[str]]:
+    """The devices of the accelerator source's result, sorted by name, and notices.
 
-    ``probe`` reads each USB device's driver and node (the report has their ids
+    ``probe`` reads each USB device's driver and node (the result has their ids
     and readiness; PCI and devicetree bindings are in it already).
     """
     devices: List[Device] = []
     notices: List[str] = []
     seen: Dict[str, str] = {}
     taken_names: Dict[str, str] = {}
-    for match in report.details.get("matches", []):
-        for device in _devices_of(match, probe, taken_names):
+    for match in found.matches:
+        for matched in match.physical:
+            device = _device(match.entry.id, matched, probe, taken_names)
             first = seen.setdefault(device.name, device.accelerator)
             if first != device.accelerator:
                 notices.append(
@@ -107,31 +106,16 @@ def from_report(report: SourceReport, probe: SysfsProbe) -> Tuple[List[Device], 
     return sorted(devices), notices
 
 
-def _devices_of(match: Dict[str, Any], probe: SysfsProbe, taken: Dict[str, str]) -> List[Device]:
-    ident = match["id"]
-    found = []
-    for usb in match.get("usb", []):
-        binding: Binding = probe.usb(usb["bus_path"])
-        found.append(Device(
-            usb_name(usb["bus_path"]), ident, USB, usb["bus_path"], usb["id"], usb.get("serial"),
-            binding.driver, bool(usb["ready"]), binding.device_nodes,
-        ))
-    pci = match.get("pci", [])
-    for function in pci:
-        found.append(Device(
-            pci_name(function["address"]), ident, PCI, function["address"], function["id"], None,
-            function.get("driver"), bool(function["ready"]), tuple(function.get("device_nodes", ())),
-        ))
-    nodes: Dict[str, Dict[str, Any]] = {}
-    for entry in match.get("devicetree", []):
-        nodes.setdefault(entry["node"], entry)
-    for node in sorted(nodes)[len(pci):]:
-        entry = nodes[node]
-        found.append(Device(
-            _unique(devicetree_name(node), node, taken), ident, DEVICETREE, node, "", None,
-            entry.get("driver"), bool(entry["ready"]), tuple(entry.get("device_nodes", ())),
-        ))
-    return found
+def _device(ident: str, matched: MatchedDevice, probe: SysfsProbe, taken: Dict[str, str]) -> Device:
+    if matched.bus == USB:
+        binding = probe.usb(matched.address)
+        return Device(usb_name(matched.address), ident, USB, matched.address, matched.id, matched.serial,
+                      binding.driver, matched.ready, binding.device_nodes)
+    if matched.bus == PCI:
+        return Device(pci_name(matched.address), ident, PCI, matched.address, matched.id, None,
+                      matched.driver, matched.ready, matched.device_nodes)
+    return Device(_unique(devicetree_name(matched.address), matched.address, taken), ident, DEVICETREE,
+                  matched.address, "", None, matched.driver, matched.ready, matched.device_nodes)
 
 
 def _unique(name: str, node: str, taken: Dict[str, str]) -> str:

@@ -24,19 +24,30 @@ With ``compat_labels`` an entry that is present also writes the labels its
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from nfd_hooks.errors import InputError
 from nfd_hooks.features import Feature
-from nfd_hooks.sources import SourceReport
+from nfd_hooks.nfdfile import prefix_problem
 from nfd_hooks.sources.accelerators.binding import UNBOUND, Binding, SysfsProbe
 from nfd_hooks.sources.accelerators.catalog import BUILTIN_NAME, Accelerator, Readiness, load_catalog
 from nfd_hooks.sources.accelerators.pci import PciDevice, read_pci_devices
+from nfd_hooks.sources.accelerators.result import DEVICETREE, PCI, USB, AcceleratorsFound, Inputs, Match, MatchedDevice
+from nfd_hooks.sources.base import SourceReport, found_in
+from nfd_hooks.sources.devicetree.result import DevicetreeFound
 from nfd_hooks.sources.usb.model import UsbDevice
+from nfd_hooks.sources.usb.result import UsbFound
+from nfd_hooks.sources.usb.source import LABEL_PREFIX as USB_PREFIX
 
+if TYPE_CHECKING:
+    from nfd_hooks.options import Options
+
+NAME = "accelerators"
 DEFAULT_PREFIX = "accelerator.feature.node.kubernetes.io"
+
+# Compatible string -> paths of the devicetree nodes that list it (DevicetreeFound.compatible_nodes).
+CompatibleNodes = Mapping[str, Sequence[str]]
 
 
 class AcceleratorOptions(NamedTuple):
@@ -65,35 +76,11 @@ class Probe(NamedTuple):
 NOTHING_BOUND = Probe(lambda *_: UNBOUND, lambda *_: UNBOUND)
 
 
-@dataclass
-class _Match:
-    """What one catalog entry matched on this node, and which of it is ready."""
-
-    usb: List[UsbDevice]
-    pci: List[Tuple[PciDevice, Binding]]
-    devicetree: List[Tuple[str, str, Binding]]  # (node path, compatible string, binding)
-    ready_usb: List[UsbDevice]
-    ready_pci: List[PciDevice]
-    ready_nodes: List[str]
-
-    @property
-    def count(self) -> int:
-        nodes = {node for node, _, _ in self.devicetree}
-        return len({d.bus_path for d in self.usb}) + max(len({d.address for d, _ in self.pci}), len(nodes))
-
-    @property
-    def ready_count(self) -> int:
-        """As ``count``, over the ready devices: a ready Dev Board TPU is its PCI function."""
-        return len({d.bus_path for d in self.ready_usb}) + max(
-            len({d.address for d in self.ready_pci}), len(set(self.ready_nodes))
-        )
-
-
 def discover(
     options: AcceleratorOptions,
     usb_devices: Optional[Sequence[UsbDevice]],
-    devicetree_nodes: Optional[Mapping[str, Sequence[str]]],
-) -> SourceReport:
+    devicetree_nodes: Optional[CompatibleNodes],
+) -> SourceReport[AcceleratorsFound]:
     """Load the catalog, read PCI, and match; ``None`` inputs were not read (their source is off)."""
     catalog = load_catalog(options.catalogs)
     if options.compat_labels:
@@ -104,12 +91,11 @@ def discover(
     try:
         report = match(
             catalog, options.prefix, usb_devices, pci_devices, devicetree_nodes,
-            Probe(probe.pci, probe.devicetree), options.compat_labels,
+            Probe(probe.pci, probe.devicetree), options.compat_labels, (BUILTIN_NAME, *(str(path) for path in options.catalogs)),
         )
     finally:
         probe.close()
     report.notices[:0] = notices
-    report.details["catalogs"] = [BUILTIN_NAME] + [str(path) for path in options.catalogs]
     return report
 
 
@@ -118,7 +104,7 @@ def _check_reserved(catalog: Mapping[str, Accelerator], prefixes: Sequence[str])
     for ident in sorted(catalog):
         for name, _ in catalog[ident].compat:
             prefix = name.rpartition("/")[0]
-            if prefix in prefixes or name.startswith("feature.node.kubernetes.io/usb-"):
+            if prefix in prefixes or name.startswith(f"{USB_PREFIX}/usb-"):
                 raise InputError(
                     f"{catalog[ident].origin}: accelerator {ident!r}: compat label {name!r} is in a namespace "
                     "nfd-hooks writes its own labels to"
@@ -130,24 +116,26 @@ def match(
     prefix: str,
     usb_devices: Optional[Sequence[UsbDevice]],
     pci_devices: Optional[Sequence[PciDevice]],
-    devicetree_nodes: Optional[Mapping[str, Sequence[str]]],
+    devicetree_nodes: Optional[CompatibleNodes],
     probe: Probe = NOTHING_BOUND,
     compat_labels: bool = False,
-) -> SourceReport:
-    """Labels and provenance for the devices and nodes given; pure but for ``probe``."""
-    report = SourceReport("accelerators")
-    matches: List[Dict[str, Any]] = []
+    catalogs: Tuple[str, ...] = (),
+) -> SourceReport[AcceleratorsFound]:
+    """Labels and what matched, for the devices and nodes given; pure but for
+    ``probe``. ``catalogs`` names the files ``catalog`` was read from."""
+    report: SourceReport[AcceleratorsFound] = SourceReport(NAME)
+    matches: List[Match] = []
     for ident in sorted(catalog):
         entry = catalog[ident]
-        found = _match_entry(entry, usb_devices or (), pci_devices or (), devicetree_nodes or {}, probe)
-        count = found.count
+        found = Match(entry, _matched(entry, usb_devices or (), pci_devices or (), devicetree_nodes or {}, probe))
+        count = found.present
         if not count:
             continue
         report.features += [
             Feature(f"{prefix}/{ident}.present", "true"),
             Feature(f"{prefix}/{ident}.count", str(count)),
         ]
-        ready = found.ready_count
+        ready = found.ready
         if ready:
             report.features += [
                 Feature(f"{prefix}/{ident}.ready", "true"),
@@ -155,28 +143,20 @@ def match(
             ]
         if compat_labels:
             report.features += [Feature(name, value) for name, value in entry.compat]
-        matches.append(_describe(entry, found, count, compat_labels))
-    report.details = {
-        "prefix": prefix,
-        "entries": sorted(catalog),
-        "inputs": {
-            "usb": usb_devices is not None,
-            "pci": pci_devices is not None,
-            "devicetree": devicetree_nodes is not None,
-        },
-        "compat_labels": compat_labels,
-        "matches": matches,
-    }
+        matches.append(found)
+    inputs = Inputs(usb=usb_devices is not None, pci=pci_devices is not None, devicetree=devicetree_nodes is not None)
+    report.found = AcceleratorsFound(prefix, tuple(sorted(catalog)), inputs, compat_labels, tuple(matches), catalogs)
     return report
 
 
-def _match_entry(
+def _matched(
     entry: Accelerator,
     usb_devices: Sequence[UsbDevice],
     pci_devices: Sequence[PciDevice],
-    devicetree_nodes: Mapping[str, Sequence[str]],
+    devicetree_nodes: CompatibleNodes,
     probe: Probe,
-) -> _Match:
+) -> Tuple[MatchedDevice, ...]:
+    """The devices that match ``entry``, each with its binding and readiness."""
     usb_ids = set(entry.usb)
     pci_ids = set(entry.pci)
     rule = entry.ready or Readiness()
@@ -185,54 +165,56 @@ def _match_entry(
         """Read only for matched devices of an entry with a driver rule."""
         return read(key, rule.device_class) if rule.drivers else UNBOUND
 
-    usb = sorted(d for d in usb_devices if (d.vendor.lower(), d.product.lower()) in usb_ids)
-    pci = [(d, bind(probe.pci, d.address)) for d in sorted(d for d in pci_devices if (d.vendor, d.device) in pci_ids)]
-    nodes = sorted((node, text) for text in entry.devicetree for node in devicetree_nodes.get(text, ()))
-    devicetree = [(node, text, bind(probe.devicetree, node)) for node, text in nodes]
-    return _Match(
-        usb=usb,
-        pci=pci,
-        devicetree=devicetree,
-        ready_usb=[d for d in usb if (d.vendor.lower(), d.product.lower()) in rule.usb],
-        ready_pci=[d for d, binding in pci if _bound(rule, binding)],
-        ready_nodes=[node for node, _, binding in devicetree if _bound(rule, binding)],
-    )
+    def bound(binding: Binding) -> bool:
+        """Bound to one of the rule's drivers, with a device node of its class if it names one."""
+        return binding.driver in rule.drivers and (rule.device_class is None or bool(binding.device_nodes))
+
+    found = [
+        MatchedDevice(USB, d.bus_path, f"{d.vendor}:{d.product}", (d.vendor.lower(), d.product.lower()) in rule.usb, serial=d.serial)
+        for d in sorted(d for d in usb_devices if (d.vendor.lower(), d.product.lower()) in usb_ids)
+    ]
+    for d in sorted(d for d in pci_devices if (d.vendor, d.device) in pci_ids):
+        binding = bind(probe.pci, d.address)
+        found.append(MatchedDevice(PCI, d.address, f"{d.vendor}:{d.device}", bound(binding), *binding))
+    for node, text in sorted((path, string) for string in entry.devicetree for path in devicetree_nodes.get(string, ())):
+        binding = bind(probe.devicetree, node)
+        found.append(MatchedDevice(DEVICETREE, node, text, bound(binding), *binding))
+    return tuple(found)
 
 
-def _bound(rule: Readiness, binding: Binding) -> bool:
-    """Bound to one of the rule's drivers, with a device node of its class if it names one."""
-    return binding.driver in rule.drivers and (rule.device_class is None or bool(binding.device_nodes))
+class AcceleratorSource:
+    """The accelerator catalog as a ``Source``: it matches the devices the
+    devicetree and USB sources found (``found_in``) and the PCI functions it reads
+    itself. Highest in priority: its label names have a fixed form."""
+
+    name = NAME
+    priority = 20
+    static = False
+
+    def configure(self, options: Options) -> Optional[AcceleratorOptions]:
+        problem = prefix_problem(options.accelerator_prefix)
+        if problem:
+            raise InputError(f"--accelerator-prefix {options.accelerator_prefix!r} {problem}")
+        if not options.use_accelerators:
+            return None
+        return AcceleratorOptions(
+            sysfs=options.sysfs, prefix=options.accelerator_prefix, catalogs=options.catalogs, dev=options.dev,
+            compat_labels=options.compat_labels, reserved=(options.prefix,),
+        )
+
+    def discover(self, options: AcceleratorOptions, earlier: Sequence[SourceReport[Any]]) -> SourceReport[AcceleratorsFound]:
+        usb = found_in(earlier, UsbFound)
+        devicetree = found_in(earlier, DevicetreeFound)
+        return discover(
+            options, usb.devices if usb is not None else None, devicetree.compatible_nodes() if devicetree is not None else None
+        )
+
+    def uevents(self, options: AcceleratorOptions) -> Tuple[str, ...]:
+        """PCI and platform devices get drivers bound and unbound; the catalog's
+        device classes get device nodes."""
+        catalog = load_catalog(options.catalogs)
+        classes = {e.ready.device_class for e in catalog.values() if e.ready and e.ready.device_class}
+        return ("pci", "platform", *sorted(classes))
 
 
-def _describe(entry: Accelerator, found: _Match, count: int, compat_labels: bool) -> Dict[str, Any]:
-    """``show --format json``: which device or node made this entry match, and which is ready."""
-    rule = entry.ready or Readiness()
-    return {
-        "id": entry.id,
-        "name": entry.name,
-        "catalog": entry.origin,
-        "count": count,
-        "ready_count": found.ready_count,
-        "usb": [
-            {"bus_path": d.bus_path, "id": f"{d.vendor}:{d.product}", "serial": d.serial, "ready": d in found.ready_usb}
-            for d in found.usb
-        ],
-        "pci": [
-            {"address": d.address, "id": f"{d.vendor}:{d.device}", **_binding(binding), "ready": d in found.ready_pci}
-            for d, binding in found.pci
-        ],
-        "devicetree": [
-            {"node": node, "compatible": text, **_binding(binding), "ready": node in found.ready_nodes}
-            for node, text, binding in found.devicetree
-        ],
-        "ready_rule": {
-            "usb": [f"{v}:{p}" for v, p in rule.usb],
-            "drivers": list(rule.drivers),
-            "device_class": rule.device_class,
-        } if entry.ready else None,
-        "compat": [f"{name}={value}" for name, value in entry.compat] if compat_labels else [],
-    }
-
-
-def _binding(binding: Binding) -> Dict[str, Any]:
-    return {"driver": binding.driver, "device_nodes": list(binding.device_nodes)}
+SOURCE = AcceleratorSource()

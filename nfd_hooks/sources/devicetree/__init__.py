@@ -1,11 +1,7 @@
-"""Devicetree source: see ``source.py`` for the labels, ``naming.py`` for their names."""
+"""Devicetree source: see ``source.py`` for the labels, ``naming.py`` for their names,
+``result.py`` for what it found."""
 
-from nfd_hooks.sources.devicetree.source import (
-    DEFAULT_NODES,
-    DEFAULT_PREFIX,
-    DevicetreeOptions,
-    compatible_nodes,
-    discover,
-)
+from nfd_hooks.sources.devicetree.result import DevicetreeFound
+from nfd_hooks.sources.devicetree.source import DEFAULT_NODES, DEFAULT_PREFIX, SOURCE, DevicetreeOptions, discover
 
-__all__ = ["DEFAULT_NODES", "DEFAULT_PREFIX", "DevicetreeOptions", "compatible_nodes", "discover"]
+__all__ = ["DEFAULT_NODES", "DEFAULT_PREFIX", "SOURCE", "DevicetreeFound", "DevicetreeOptions", "discover"]

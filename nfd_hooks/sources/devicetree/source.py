@@ -13,17 +13,22 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Optional, Pattern, Sequence, Set, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Pattern, Sequence, Set, Tuple
 
 from nfd_hooks.errors import InputError
-from nfd_hooks.features import Feature, raw_feature_problem
+from nfd_hooks.features import Feature
+from nfd_hooks.nfdfile import prefix_problem, raw_feature_problem
 from nfd_hooks.safe_read import NotARegularFile, read_regular_file
-from nfd_hooks.sources import SourceReport
+from nfd_hooks.sources.base import SourceReport
 from nfd_hooks.sources.devicetree.naming import decode, label_name
+from nfd_hooks.sources.devicetree.result import DevicetreeFound, LabelMade, NodeSeen
 from nfd_hooks.sources.devicetree.tree import DtNode, open_live_tree, walk
 
+if TYPE_CHECKING:
+    from nfd_hooks.options import Options
+
+NAME = "devicetree"
 DEFAULT_NODES = ("cpu", "gpu")
 DEFAULT_PREFIX = "beta.devicetree.org"
 ENABLED_STATUSES = (b"okay", b"ok")
@@ -44,13 +49,15 @@ class DevicetreeOptions(NamedTuple):
     raw_features: bool = True
 
 
-@dataclass
 class _Tally:
-    """Where the strings behind one label name were seen."""
+    """Where the strings behind one label name were seen (a plain class: see ``SourceReport``)."""
 
-    count: int = 0
-    strings: Counter = field(default_factory=Counter)
-    nodes: Set[str] = field(default_factory=set)
+    __slots__ = ("count", "strings", "nodes")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.strings: Counter[str] = Counter()
+        self.nodes: Set[str] = set()
 
 
 def node_name_pattern(names: Sequence[str]) -> Pattern[str]:
@@ -90,9 +97,9 @@ def read_devicetree(path: Path, notices: List[str]) -> Tuple[DtNode, str]:
     return parse_blob(data, str(path)), "blob"  # refuses more than MAX_BLOB_SIZE bytes
 
 
-def discover(options: DevicetreeOptions) -> SourceReport:
+def discover(options: DevicetreeOptions) -> SourceReport[DevicetreeFound]:
     """Labels and raw features for the devicetree at ``options.path``."""
-    report = SourceReport("devicetree")
+    report: SourceReport[DevicetreeFound] = SourceReport(NAME, found=DevicetreeFound(str(options.path), None))
     if not options.path.exists():
         if options.required:
             raise InputError(f"{options.path}: no such devicetree file or directory")
@@ -101,27 +108,21 @@ def discover(options: DevicetreeOptions) -> SourceReport:
     root, reader = read_devicetree(options.path, report.notices)
     selected = node_name_pattern(options.nodes)
     tallies: Dict[str, _Tally] = {}
-    exact: Counter = Counter()
-    exact_nodes: Dict[str, Set[str]] = {}
-    counted: List[Dict[str, object]] = []
-    skipped: List[Dict[str, object]] = []
+    exact: Counter[str] = Counter()
+    counted: List[NodeSeen] = []
+    skipped: List[NodeSeen] = []
     for path, node in walk(root):
         if path != "/" and not selected.fullmatch(node.name):
             continue
         status = node.property("status")
         strings = compatible_strings(node.property("compatible"))
-        entry = {  # show's account of the node
-            "node": path,
-            "status": None if status is None else decode(status.split(b"\0", 1)[0]),
-            "compatible": [decode(raw) for raw in strings],
-        }
+        seen = NodeSeen(path, None if status is None else decode(status.split(b"\0", 1)[0]), tuple(decode(raw) for raw in strings))
         if path != "/" and not options.include_disabled and not is_enabled(status):
-            skipped.append(entry)
+            skipped.append(seen)
             continue
-        counted.append(entry)
+        counted.append(seen)
         for raw in strings:
             exact[decode(raw)] += 1
-            exact_nodes.setdefault(decode(raw), set()).add(path)
             name = label_name(raw)
             if name is None:
                 report.notices.append(f"compatible {decode(raw)!r} at {path} has no label-safe characters")
@@ -139,38 +140,22 @@ def discover(options: DevicetreeOptions) -> SourceReport:
     model_text = decode(model.split(b"\0", 1)[0]) if model else None
     if options.raw_features:
         report.features += _raw_features(options.prefix, exact, model_text, report.notices)
-    report.details = {
-        "path": str(options.path),
-        "reader": reader,
-        "model": model_text,
-        "nodes": sorted(options.nodes),
-        "labels": [
-            {
-                "label": f"{options.prefix}/{name}",
-                "value": str(tally.count),
-                "strings": dict(sorted(tally.strings.items())),
-                "nodes": sorted(tally.nodes),
-            }
+    report.found = DevicetreeFound(
+        path=str(options.path),
+        reader=reader,
+        model=model_text,
+        nodes=tuple(sorted(options.nodes)),
+        labels=tuple(
+            LabelMade(f"{options.prefix}/{name}", tally.count, tuple(sorted(tally.strings.items())), tuple(sorted(tally.nodes)))
             for name, tally in sorted(tallies.items())
-        ],
-        "counted_nodes": counted,
-        "skipped_nodes": skipped,
-        "compatible_nodes": {text: sorted(paths) for text, paths in sorted(exact_nodes.items())},
-    }
+        ),
+        counted=tuple(counted),
+        skipped=tuple(skipped),
+    )
     return report
 
 
-def compatible_nodes(report: SourceReport) -> Dict[str, List[str]]:
-    """Exact compatible string -> paths of the counted nodes that list it.
-
-    What other sources (the accelerator catalog) match on, so they see the same
-    nodes as the devicetree labels (selection and status filtering included)
-    without walking the tree again.
-    """
-    return report.details.get("compatible_nodes", {})
-
-
-def _raw_features(prefix: str, exact: Counter, model: Optional[str], notices: List[str]) -> List[Feature]:
+def _raw_features(prefix: str, exact: Counter[str], model: Optional[str], notices: List[str]) -> List[Feature]:
     """Exact strings as raw features; those NFD's line format cannot carry are skipped."""
     candidates = [Feature(f"{prefix}/compatible/{text}", str(n), label=False) for text, n in exact.items()]
     if model:
@@ -183,3 +168,42 @@ def _raw_features(prefix: str, exact: Counter, model: Optional[str], notices: Li
         else:
             kept.append(feature)
     return kept
+
+
+class DevicetreeSource:
+    """The devicetree as a ``Source``: static, as the tree does not change at run
+    time (``watch`` reads it once), and lowest in priority, as its label names come
+    from strings the board presents, whose exact text stays in the raw features."""
+
+    name = NAME
+    priority = 0
+    static = True
+
+    def configure(self, options: Options) -> Optional[DevicetreeOptions]:
+        """The named path is required, the default (the live tree under sysfs) is not."""
+        problem = prefix_problem(options.prefix)
+        if problem:
+            raise InputError(f"--prefix {options.prefix!r} {problem}")
+        for node in options.nodes:
+            if not node or "/" in node:
+                raise InputError(f"--node {node!r} must be a node name without '/'")
+        if not options.use_devicetree:
+            return None
+        named = options.devicetree is not None
+        return DevicetreeOptions(
+            path=options.devicetree if options.devicetree is not None else options.sysfs / "firmware" / "devicetree" / "base",
+            required=named and options.devicetree_required,
+            nodes=tuple(dict.fromkeys(DEFAULT_NODES + options.nodes)),
+            prefix=options.prefix,
+            include_disabled=options.include_disabled,
+            raw_features=options.raw_features,
+        )
+
+    def discover(self, options: DevicetreeOptions, earlier: Sequence[SourceReport[Any]]) -> SourceReport[DevicetreeFound]:
+        return discover(options)
+
+    def uevents(self, options: DevicetreeOptions) -> Tuple[str, ...]:
+        return ()
+
+
+SOURCE = DevicetreeSource()

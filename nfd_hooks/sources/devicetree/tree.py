@@ -8,7 +8,7 @@ reader lists directories and opens only the properties asked for.
 from __future__ import annotations
 
 import os
-from typing import Iterator, List, Optional, Protocol, Tuple
+from typing import Iterator, List, Optional, Protocol, Sequence, Tuple
 
 from nfd_hooks.safe_read import NotARegularFile, read_regular_file
 
@@ -23,7 +23,7 @@ class DtNode(Protocol):
     @property
     def name(self) -> str: ...
 
-    def children(self) -> List["DtNode"]: ...
+    def children(self) -> Sequence["DtNode"]: ...
 
     def property(self, name: str) -> Optional[bytes]: ...
 

@@ -7,7 +7,7 @@ labels never need it. Absent file, absent names: ids alone are still right.
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, Optional, Sequence, Tuple
+from typing import Dict, Iterable, Optional, Sequence, Set, Tuple
 
 USB_IDS_PATHS = (
     Path("/usr/share/misc/usb.ids"),
@@ -41,7 +41,7 @@ def load_names(vendors: Iterable[str], paths: Sequence[Path] = USB_IDS_PATHS) ->
     return None
 
 
-def parse(lines: Iterable[str], vendors: set, path: Path) -> UsbNames:
+def parse(lines: Iterable[str], vendors: Set[str], path: Path) -> UsbNames:
     """Vendor and product lines come first, then ``C`` class lines; stop after those."""
     names = UsbNames(path)
     vendor: Optional[str] = None

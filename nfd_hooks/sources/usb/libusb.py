@@ -6,9 +6,10 @@ bus number and port path, so every backend names a device alike. pyusb is
 imported here only.
 """
 
-from typing import List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
-from nfd_hooks.sources.usb.model import UsbDevice, go_trimmed
+from nfd_hooks.nfdfile import go_trimmed
+from nfd_hooks.sources.usb.model import UsbDevice
 
 
 def bus_path(bus: int, ports: Optional[Tuple[int, ...]], address: int) -> str:
@@ -52,7 +53,7 @@ def read_devices(with_serial: bool = True) -> Tuple[List[UsbDevice], List[str]]:
     return devices, notices
 
 
-def _interface_classes(device, name: str, notices: List[str]) -> Tuple[str, ...]:
+def _interface_classes(device: Any, name: str, notices: List[str]) -> Tuple[str, ...]:
     """Classes of the active configuration; unknown (an error) counts a single configuration."""
     import usb.core
 
@@ -69,7 +70,7 @@ def _interface_classes(device, name: str, notices: List[str]) -> Tuple[str, ...]
     return tuple(sorted({f"{interface.bInterfaceClass:02x}" for interface in configuration}))
 
 
-def _serial(device, name: str, notices: List[str]) -> Optional[str]:
+def _serial(device: Any, name: str, notices: List[str]) -> Optional[str]:
     import usb.core
     import usb.util
 

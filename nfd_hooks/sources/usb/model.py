@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Dict, Iterable, NamedTuple, Optional, Tuple
 
+from nfd_hooks.nfdfile import go_trimmed
 from nfd_hooks.sources.usb.descriptors import interface_classes_by_configuration
 
 
@@ -49,16 +50,6 @@ def id_value(raw: Optional[bytes], digits: int) -> Optional[str]:
     if raw is None or not raw.strip():
         return ""
     return hex_value(raw, digits)
-
-
-# Unicode's White_Space characters: what Go's strings.TrimSpace strips, as NFD does.
-_GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-
-
-def go_trimmed(text: str) -> str:
-    """``text`` without leading and trailing whitespace as NFD trims it (Go's
-    strings.TrimSpace, not Python's str.strip, which strips \\x1c-\\x1f too)."""
-    return text.strip(_GO_SPACE)
 
 
 def text_value(raw: Optional[bytes]) -> Optional[str]:

@@ -15,15 +15,21 @@ import importlib.util
 import os
 import re
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 from nfd_hooks.errors import InputError
-from nfd_hooks.features import Feature, label_problem
-from nfd_hooks.sources import SourceReport
+from nfd_hooks.features import Feature
+from nfd_hooks.nfdfile import NFD_PREFIX, label_problem
+from nfd_hooks.sources.base import SourceReport
 from nfd_hooks.sources.usb import sysfs
 from nfd_hooks.sources.usb.model import UsbDevice
+from nfd_hooks.sources.usb.result import UsbEntry, UsbFound, UsbNames
 
-LABEL_PREFIX = "feature.node.kubernetes.io"
+if TYPE_CHECKING:
+    from nfd_hooks.options import Options
+
+NAME = "usb"
+LABEL_PREFIX = NFD_PREFIX
 DEFAULT_ALLOWLIST = ("0e", "ef", "fe", "ff")  # NFD's deviceClassWhitelist
 LABEL_FIELDS = ("class", "vendor", "device", "serial")  # NFD's order, whatever order they are given in
 DEFAULT_LABEL_FIELDS = ("class", "vendor", "device")
@@ -150,8 +156,10 @@ def choose_backend(options: UsbOptions) -> str:
 
 
 def read_with_backend(options: UsbOptions) -> Tuple[List[UsbDevice], List[str], str]:
-    """Devices, notices and the backend that read them; udev or libusb failing falls back to sysfs."""
-    options = check_options(options)
+    """Devices, notices and the backend that read them; udev or libusb failing falls back to sysfs.
+
+    ``options`` as ``check_options`` returns them.
+    """
     backend = choose_backend(options)
     # A serial identifies a device and costs a read per device: only when shown or labelled.
     with_serial = "serial" in options.label_fields or options.details
@@ -181,18 +189,20 @@ def _read_sysfs(options: UsbOptions, with_serial: bool) -> Tuple[List[UsbDevice]
     return sysfs.read_devices(str(options.sysfs), with_serial)
 
 
-def read_devices(options: UsbOptions) -> Tuple[List[UsbDevice], List[str]]:
-    """The node's USB devices sorted by bus path, and one-line notices."""
-    devices, notices, _ = read_with_backend(options)
-    return devices, notices
-
-
-def discover(options: UsbOptions, devices: Optional[List[UsbDevice]] = None, backend: str = "given") -> SourceReport:
+def discover(options: UsbOptions, devices: Optional[Sequence[UsbDevice]] = None, backend: str = "given") -> SourceReport[UsbFound]:
     """USB labels for ``devices`` (read by ``backend``), or for the devices the chosen backend reads."""
     options = check_options(options)
-    report = SourceReport("usb")
-    if devices is None:
-        devices, report.notices, backend = read_with_backend(options)
+    if devices is not None:
+        return label_devices(options, devices, backend)
+    devices, notices, backend = read_with_backend(options)
+    report = label_devices(options, devices, backend)
+    report.notices[:0] = notices
+    return report
+
+
+def label_devices(options: UsbOptions, devices: Sequence[UsbDevice], backend: str) -> SourceReport[UsbFound]:
+    """The labels of ``devices`` (read by ``backend``) under ``options`` as ``check_options`` returns them."""
+    report: SourceReport[UsbFound] = SourceReport(NAME)
     entries = []
     for device in sorted(devices):
         labels, invalid = device_labels(device, options)
@@ -201,43 +211,63 @@ def discover(options: UsbOptions, devices: Optional[List[UsbDevice]] = None, bac
             f"USB device {device.bus_path}: {name.partition('/')[2]!r} is not a valid label name: left out, as NFD leaves it out"
             for name in invalid
         ]
-        entries.append(_entry(device, labels, no_label_reason(device, options.allowlist, labels)))
+        entries.append(UsbEntry(device, tuple(labels), no_label_reason(device, options.allowlist, labels)))
     if "serial" in options.label_fields:
         report.expendable = {feature.name for feature in report.features}
-    report.details = {
-        "backend": backend,
-        "sysfs": str(options.sysfs),
-        "allowlist": list(options.allowlist),
-        "label_fields": list(options.label_fields),
-        "devices": entries,
-    }
-    if options.details:
-        report.details["usb_ids"] = _add_names(entries)
+    usb_ids = _named(entries) if options.details else None
+    report.found = UsbFound(
+        backend, str(options.sysfs), options.allowlist, options.label_fields, tuple(entries), options.details, usb_ids
+    )
     return report
 
 
-def _entry(device: UsbDevice, labels: List[str], no_label: Optional[str]) -> Dict[str, Any]:
-    return {
-        "no_label": no_label,
-        "bus_path": device.bus_path,
-        "vendor": device.vendor,
-        "product": device.product,
-        "device_class": device.device_class,
-        "interface_classes": list(device.interface_classes),
-        "labels": labels,
-    }
-
-
-def _add_names(entries: List[Dict[str, Any]]) -> Optional[str]:
-    """Vendor, product and class names into each entry; the usb.ids path, or None without one."""
+def _named(entries: List[UsbEntry]) -> Optional[str]:
+    """Vendor, product and class names into ``entries``; the usb.ids path, or None without one."""
     from nfd_hooks.sources.usb.ids import load_names
 
-    names = load_names(entry["vendor"] for entry in entries)
+    names = load_names(entry.device.vendor for entry in entries)
     if names is None:
         return None
     for entry in entries:
-        entry["vendor_name"] = names.vendors.get(entry["vendor"])
-        entry["product_name"] = names.products.get((entry["vendor"], entry["product"]))
-        classes = [entry["device_class"]] + entry["interface_classes"]
-        entry["class_names"] = {c: names.classes[c] for c in classes if c in names.classes}
+        device = entry.device
+        classes = dict.fromkeys((device.device_class, *device.interface_classes))
+        entry.names = UsbNames(
+            names.vendors.get(device.vendor),
+            names.products.get((device.vendor, device.product)),
+            tuple((c, names.classes[c]) for c in classes if c in names.classes),
+        )
     return str(names.path)
+
+
+class UsbSource:
+    """The USB devices as a ``Source``. Above the devicetree in priority (its names
+    have NFD's fixed form), below the accelerators."""
+
+    name = NAME
+    priority = 10
+    static = False
+
+    def configure(self, options: Options) -> Optional[UsbOptions]:
+        checked = check_options(
+            UsbOptions(
+                sysfs=options.sysfs,
+                allowlist=options.usb_classes,
+                label_fields=options.usb_label_fields,
+                backend=options.usb_backend,
+                details=options.usb_details,
+            )
+        )
+        return checked if options.use_usb else None
+
+    def discover(self, options: UsbOptions, earlier: Sequence[SourceReport[Any]]) -> SourceReport[UsbFound]:
+        devices, notices, backend = read_with_backend(options)
+        report = label_devices(options, devices, backend)
+        report.notices[:0] = notices
+        return report
+
+    def uevents(self, options: UsbOptions) -> Tuple[str, ...]:
+        """Devices come, go and re-enumerate (a Coral once its firmware is loaded)."""
+        return ("usb",)
+
+
+SOURCE = UsbSource()

@@ -6,7 +6,7 @@ this backend serves a live host and nothing else. pyudev is imported here only.
 """
 
 import os
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from nfd_hooks.sources.usb.descriptors import MAX_DESCRIPTORS_SIZE
 from nfd_hooks.sources.usb.model import (
@@ -22,7 +22,7 @@ from nfd_hooks.sources.usb.model import (
 from nfd_hooks.sources.usb.sysfs import Unreadable, read_attribute
 
 
-def _attribute(device, name: str) -> Optional[bytes]:
+def _attribute(device: Any, name: str) -> Optional[bytes]:  # a pyudev.Device (untyped)
     """A sysfs attribute through libudev; None when the device has none by that name."""
     value = device.attributes.get(name)
     return bytes(value) if value is not None else None
@@ -62,7 +62,7 @@ def read_devices(with_serial: bool = True) -> Tuple[List[UsbDevice], List[str]]:
     return sorted(devices), notices
 
 
-def _record(device, interfaces: Dict[str, Optional[str]], with_serial: bool, notices: List[str]) -> Optional[UsbDevice]:
+def _record(device: Any, interfaces: Dict[str, Optional[str]], with_serial: bool, notices: List[str]) -> Optional[UsbDevice]:
     name = device.sys_name
     raw_product = _attribute(device, "idProduct")
     if raw_product is None:  # as NFD and the sysfs backend: no idProduct, no device

@@ -1,6 +1,5 @@
 """``nfd-hooks watch`` as a process: signals, exit codes, no churn, hotplug on a sysfs tree."""
 
-import os
 import signal
 import subprocess
 import sys

@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from tests.accelerators.fakehost import add_pci_device, add_usb_device
+from tests.fakehost import add_pci_device
+from tests.fakehost import add_usb_xhci as add_usb_device
 from tests.conftest import DTB_DIR, FIXTURES, require_tool, run_cli
 from tests.fakehost import PI4_NCS2_WEBCAM, make_host
 

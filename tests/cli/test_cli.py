@@ -9,7 +9,7 @@ from typing import List
 import pytest
 
 from nfd_hooks import cli
-from nfd_hooks.features import label_problem
+from nfd_hooks.nfdfile import label_problem
 from tests.conftest import DTB_DIR, ROOT, features_entries, labels_of, require_tool, run_cli
 from tests.fdt_expand import expand
 
