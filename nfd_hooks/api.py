@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Sequenc
 from nfd_hooks import __version__
 from nfd_hooks.errors import InputError
 from nfd_hooks.features import Collision, Feature, Part, layout, merge, render_files
-from nfd_hooks.options import DEFAULT_ACCELERATOR_PREFIX, DEFAULT_PREFIX, Options
+from nfd_hooks.options import DEFAULT_ACCELERATOR_PREFIX, DEFAULT_PREFIX, DEPLOYED_HOOK, Options
 from nfd_hooks.sources import SOURCES, Source, SourceReport
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from nfd_hooks.diff import Change
 
 __all__ = [
-    "DEFAULT_ACCELERATOR_PREFIX", "DEFAULT_FEATURES_DIR", "DEFAULT_FILE_NAME", "DEFAULT_INTERVAL", "DEFAULT_PREFIX",
+    "DEFAULT_ACCELERATOR_PREFIX", "DEFAULT_FEATURES_DIR", "DEFAULT_FILE_NAME", "DEFAULT_INTERVAL", "DEFAULT_PREFIX", "DEPLOYED_HOOK",
     "Files", "Options", "Scan", "assemble", "capture", "configure", "diff", "files", "render_json", "render_scan",
     "replay_options", "scan", "static_reports", "uevent_subsystems", "write",
 ]
@@ -61,6 +61,8 @@ def configure(options: Options) -> Configured:
     normalised once; InputError for a flag value that would only fail later."""
     if options.expires_in is not None and options.expires_in <= timedelta(0):
         raise InputError("--expires-in must be positive")
+    if options.use_devicetree and options.devicetree is not None and options.devicetree.is_dir():
+        _refuse_bundle(options.devicetree)
     configured: Configured = []
     for source in SOURCES:
         own = source.configure(options)
@@ -81,6 +83,14 @@ def scan(options: Options, reuse: Sequence[SourceReport[Any]] = ()) -> Scan:
         report = reused.get(source.name)
         reports.append(report if report is not None else source.discover(own, reports))
     return assemble(reports)
+
+
+def _refuse_bundle(directory: Path) -> None:
+    """A bundle named as --devicetree (an easy slip for --replay) is said to be one."""
+    from nfd_hooks.bundle import MANIFEST  # lazy: only for a directory named as --devicetree
+
+    if (directory / MANIFEST).is_file():
+        raise InputError(f"{directory} is a capture bundle, not a devicetree: did you mean --replay {directory}?")
 
 
 def static_reports(result: Scan) -> Tuple[SourceReport[Any], ...]:

@@ -18,8 +18,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from nfd_hooks.nfdfile import MAX_FILE_SIZE, NFD_PREFIX, Entry, ParsedFile, Problem, parse
+from nfd_hooks.nfdfile import MAX_FILE_SIZE, NFD_PREFIX, Entry, ParsedFile, Problem, go_trimmed, parse
 from nfd_hooks.safe_read import NotARegularFile, open_path
+from nfd_hooks.sources.devicetree.blob import looks_like_blob
 
 
 @dataclass
@@ -38,9 +39,10 @@ class CheckResult:
         return 0
 
 
-def check_file(path: Path, now: datetime, result: CheckResult) -> Optional[ParsedFile]:
+def check_file(path: Path, now: datetime, result: CheckResult, named: bool = False) -> Optional[ParsedFile]:
     """Check one file NFD would read (the caller has established it is regular);
-    what NFD takes from it, None when NFD skips it."""
+    what NFD takes from it, None when NFD skips it or it is no features file
+    (``named``: the user named it, rather than a directory holding it)."""
     if path.name.startswith("."):
         result.problems.append((str(path), Problem(None, "NFD skips files whose names start with '.'", warning=True)))
     try:
@@ -58,9 +60,45 @@ def check_file(path: Path, now: datetime, result: CheckResult) -> Optional[Parse
     except OSError as error:
         result.unreadable.append(f"{path}: cannot read: {error.strerror or error}")
         return None
+    foreign = not_a_features_file(content)
+    if foreign:
+        if named:  # the user named a file that is not one: said once, as an unusable input
+            result.unreadable.append(f"{path}: not a features file: {foreign}")
+        else:  # in a features directory NFD reads it all the same
+            message = f"not a features file: {foreign}; NFD reads it all the same, and drops what it cannot use"
+            result.problems.append((str(path), Problem(None, message)))
+        return None
     parsed = parse(content, now)
     result.problems.extend((str(path), problem) for problem in parsed.problems)
     return parsed
+
+
+# A file is told from a features file with a few bad lines by the shape of its
+# lines: NFD splits each at its first '=', and a name with whitespace in it is
+# prose, a table or a command line, never a feature anyone meant. When most of
+# a file's lines (and at least this many) are so, it is some other text.
+MIN_FOREIGN_LINES = 5
+
+
+def not_a_features_file(content: bytes) -> Optional[str]:
+    """What ``content`` is instead of a features file, or None when it is one
+    (good or bad). Binary (a NUL byte: a DTB, an image, an archive), or text
+    most of whose feature lines have a name NFD cannot mean."""
+    if b"\0" in content:
+        if looks_like_blob(content):
+            return "it is a devicetree blob ('nfd-hooks show --devicetree FILE' reads it)"
+        return "it is binary (it holds NUL bytes)"
+    lines = [
+        (number, go_trimmed(raw.decode("utf-8", "surrogateescape")))
+        for number, raw in enumerate(content.split(b"\n"), start=1)
+    ]
+    features = [(number, line) for number, line in lines if line and not line.startswith("#")]
+    foreign = [(number, line) for number, line in features if any(c.isspace() for c in line.partition("=")[0])]
+    if len(foreign) < MIN_FOREIGN_LINES or 2 * len(foreign) <= len(features):
+        return None
+    number, line = foreign[0]
+    shown = line if len(line) <= 40 else line[:39] + "..."
+    return f"{len(foreign)} of its {len(features)} non-comment lines have spaces before any '=' (line {number}: {shown!r})"
 
 
 Origin = Tuple[str, Entry]  # the file and the line a merged key came from
@@ -115,7 +153,7 @@ def check_paths(paths: List[Path], now: Optional[datetime] = None) -> CheckResul
         if stat.S_ISDIR(mode):
             resolved_labels(read_directory(path, now, result), result)
         elif stat.S_ISREG(mode):
-            parsed = check_file(path, now, result)
+            parsed = check_file(path, now, result, named=True)
             if parsed is not None:
                 shadowed_unprefixed(merge([(str(path), parsed)], "labels", CheckResult()), result)
         else:

@@ -6,7 +6,6 @@ code (see ``errors``): typer/click usage errors are caught here rather than
 printed as boxed usage.
 """
 
-import copy
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,12 +13,12 @@ from typing import Annotated, List, Optional
 
 import typer
 from click import ClickException as UsageProblem  # typer up to 0.24 (pyproject's bound) runs on click
-from typer.main import get_command_name
 
 from nfd_hooks import __version__, api
 from nfd_hooks.errors import InputError, NfdHooksError, one_line, say
 from nfd_hooks.flags import (
     BundleDirArg,
+    BundlesArg,
     CaptureDevicetreeOpt,
     CatalogOpt,
     CheckFilesArg,
@@ -37,16 +36,20 @@ from nfd_hooks.flags import (
     NodeOpt,
     NoDevicetreeOpt,
     NoUeventsOpt,
-    NoUsbOpt,
     QuietOpt,
     ReplayOpt,
+    SkipWithoutExpectedOpt,
     StrictOpt,
+    SubsetOpt,
     SysfsOpt,
     UsbBackendOpt,
+    UsbOpt,
     WithSerialsOpt,
+    replay_command,
     scan_command,
     scan_options,
 )
+from nfd_hooks.usage import Command, narrowed, usage_message
 
 
 def _examples(*lines: str) -> str:
@@ -90,6 +93,7 @@ def main(
 
 
 @app.command(
+    cls=Command,
     epilog=_examples(
         "nfd-hooks show --format table",
         "nfd-hooks show --diff --sysfs /host-sys --features-dir /features.d",
@@ -132,6 +136,7 @@ def show(
 
 
 @app.command(
+    cls=Command,
     epilog=_examples(
         "nfd-hooks write --sysfs /host-sys --features-dir /features.d --no-usb",
         "nfd-hooks write --diff --quiet",
@@ -163,6 +168,7 @@ def write(
 
 
 @app.command(
+    cls=Command,
     epilog=_examples(
         "nfd-hooks watch --sysfs /host-sys --features-dir /features.d --quiet",
         "nfd-hooks watch --expires-in 10m --interval 30",
@@ -188,6 +194,7 @@ def watch(
 
 
 @app.command(
+    cls=Command,
     epilog=_examples(
         "nfd-hooks capture node-bundle",
         "nfd-hooks capture node-bundle --with-serials",
@@ -209,6 +216,7 @@ def capture(
 
 
 @app.command(
+    cls=Command,
     epilog=_examples(
         "nfd-hooks check /etc/kubernetes/node-feature-discovery/features.d",
         "nfd-hooks check --strict my-features",
@@ -219,7 +227,8 @@ def check(files: CheckFilesArg, strict: StrictOpt = False) -> None:
 
     A directory stands for the files NFD reads in it. One line per problem on stdout, FILE:LINE: message (FILE: message for the
     whole file). Exit codes: 0 nothing wrong (warnings allowed unless --strict),
-    1 problems found, 2 a file could not be read.
+    1 problems found, 2 a file could not be read or is not a features file at all
+    (binary, or prose: one line on stderr).
     """
     from nfd_hooks.check import check_paths  # lazy: only this command needs it
 
@@ -232,6 +241,44 @@ def check(files: CheckFilesArg, strict: StrictOpt = False) -> None:
 
 
 @app.command(
+    cls=Command,
+    epilog=_examples(
+        "nfd-hooks test node-bundles/               # every bundle in it",
+        "nfd-hooks test --subset rpi4-gw jetson-gw",
+        "nfd-hooks test --usb node-bundles/         # the hotplug overlay's hook",
+    ),
+)
+@replay_command
+def test(
+    options: api.Options, bundles: BundlesArg, subset: SubsetOpt = False, skip_without_expected: SkipWithoutExpectedOpt = False
+) -> None:
+    """Replay bundles as the deployed hook scans, and compare each with its expected.features.
+
+    Options as the shipped one-shot hook's (--no-usb; --usb for the hotplug overlay's); add the
+    flags your hook runs with. Both files are compared as NFD reads them. One line per bundle
+    on stdout, then each difference once: - expected but not given, + given but not expected,
+    ~ expected -> given, (raw) for a raw feature. Exit codes: 0 every bundle matches, 1 one
+    differs or has no expected.features, 2 no bundle found, one that cannot be replayed, or a bad flag.
+    """
+    from nfd_hooks import nodes  # lazy: only this command needs it
+
+    found, notices = nodes.find_bundles(bundles)
+    for notice in notices:
+        say(notice)
+    tally = nodes.Tally()
+    for line in nodes.test_bundles(found, options, subset, skip_without_expected, tally):
+        _line(one_line(line))
+    say(tally.summary(options))
+    raise typer.Exit(tally.exit_code())
+
+
+def _line(text: str) -> None:
+    """One line on stdout at once: a CI log interleaves it with stderr in order."""
+    print(text, flush=True)
+
+
+@app.command(
+    cls=Command,
     epilog=_examples(
         "nfd-hooks devices                        # this node's accelerators, one per device",
         "nfd-hooks devices --format json",
@@ -246,7 +293,7 @@ def devices(
     node: NodeOpt = None,
     include_disabled: IncludeDisabledOpt = False,
     no_devicetree: NoDevicetreeOpt = False,
-    no_usb: NoUsbOpt = False,
+    usb: UsbOpt = True,
     usb_backend: UsbBackendOpt = "auto",
     catalog: CatalogOpt = None,
     dev: DevOpt = Path("/dev"),
@@ -257,13 +304,14 @@ def devices(
     from nfd_hooks.allocation.commands import print_devices  # lazy: allocation is its own commands' only
 
     options = scan_options(ctx, sysfs=sysfs, devicetree=devicetree, node=node, include_disabled=include_disabled,
-                           no_devicetree=no_devicetree, no_usb=no_usb, usb_backend=usb_backend, catalog=catalog, dev=dev,
+                           no_devicetree=no_devicetree, usb=usb, usb_backend=usb_backend, catalog=catalog, dev=dev,
                            replay=replay)
     print_devices(options, output_format)
 
 
 @app.command(
     "dra-driver",
+    cls=Command,
     epilog=_examples(
         "nfd-hooks dra-driver --sysfs /host-sys --dev /host-dev   # in the DaemonSet (manifests/allocation)",
     ),
@@ -305,6 +353,7 @@ def dra_driver(
 
 @app.command(
     "device-plugin",
+    cls=Command,
     epilog=_examples(
         "nfd-hooks device-plugin --sysfs /host-sys --dev /host-dev   # clusters without DRA (manifests/allocation/device-plugin)",
     ),
@@ -351,7 +400,7 @@ def run(argv: Optional[List[str]] = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     try:
-        code = _narrowed(app, argv)(args=argv or ["--help"], prog_name="nfd-hooks", standalone_mode=False)
+        code = narrowed(app, argv)(args=argv or ["--help"], prog_name="nfd-hooks", standalone_mode=False)
     except NfdHooksError as error:
         return _fail(str(error), error.exit_code)
     except typer.Exit as done:
@@ -359,38 +408,12 @@ def run(argv: Optional[List[str]] = None) -> int:
     except typer.Abort:
         return _fail("aborted", 1)
     except UsageProblem as error:
-        return _fail(_usage_message(error), InputError.exit_code)
+        return _fail(usage_message(error), InputError.exit_code)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
     except BrokenPipeError:
         return 0
     return code if isinstance(code, int) else 0
-
-
-def _narrowed(full: typer.Typer, argv: List[str]) -> typer.Typer:
-    """``full`` holding only the command ``argv`` names, if it names one.
-
-    typer turns every registered command into a click command on each start,
-    about 1 ms per command here; the hook runs one. The group, its callback
-    (``--version``) and the chosen command are unchanged, so parsing, errors
-    and ``COMMAND --help`` are the same. Anything else (``--help``, a
-    mistyped command) gets the full application.
-    """
-    chosen = [
-        info
-        for info in full.registered_commands
-        if argv and info.callback is not None and (info.name or get_command_name(info.callback.__name__)) == argv[0]
-    ]
-    if len(chosen) != 1:
-        return full
-    narrowed = copy.copy(full)
-    narrowed.registered_commands = chosen
-    return narrowed
-
-
-def _usage_message(error: UsageProblem) -> str:
-    """click's message for a bad flag, on one line."""
-    return " ".join(error.format_message().split())
 
 
 def _fail(message: str, code: int) -> int:

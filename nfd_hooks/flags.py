@@ -10,7 +10,7 @@ reads these annotations as objects.
 import inspect
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Callable, List, Optional
+from typing import Annotated, Any, Callable, List, Optional, Sequence
 
 import click
 import typer
@@ -21,6 +21,7 @@ from nfd_hooks.errors import InputError
 from nfd_hooks.sources import usb as usb_source
 
 FORMATS = ("nfd", "json", "table")
+
 
 SysfsOpt = Annotated[
     Path, typer.Option("--sysfs", help="The host's sysfs root; in a container often /host-sys.")
@@ -46,7 +47,13 @@ NoRawOpt = Annotated[
     typer.Option("--no-raw-features", help="Leave out the '# +no-label' raw features (NFD older than v0.15)."),
 ]
 NoDevicetreeOpt = Annotated[bool, typer.Option("--no-devicetree", help="Do not read the devicetree.")]
-NoUsbOpt = Annotated[bool, typer.Option("--no-usb", help="Do not scan USB devices.")]
+UsbOpt = Annotated[
+    bool,
+    typer.Option(
+        "--usb/--no-usb",
+        help="Scan USB devices, or not (the shipped one-shot hook runs --no-usb: NFD's own usb source labels USB there).",
+    ),
+]
 FeaturesDirOpt = Annotated[
     Path, typer.Option("--features-dir", help="Directory NFD's local source reads (must exist).")
 ]
@@ -140,7 +147,15 @@ NoUeventsOpt = Annotated[
         "--no-uevents", help="Do not listen for device uevents (USB, driver binds, device nodes); rescan on the interval only."
     ),
 ]
-BundleDirArg = Annotated[Path, typer.Argument(metavar="DIR", show_default=False, help="New or empty directory for the bundle.")]
+BundleDirArg = Annotated[
+    Path,
+    typer.Argument(
+        metavar="DIR",
+        show_default=False,
+        help="Where to write the bundle: a new or empty directory. It gets devicetree.dtb, sys/ (the USB "
+        "attributes) and manifest.json; 'show --replay DIR' and 'test DIR' read it.",
+    ),
+]
 CaptureDevicetreeOpt = Annotated[
     Optional[Path],
     typer.Option(
@@ -159,6 +174,26 @@ CheckFilesArg = Annotated[
     ),
 ]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Fail on warnings too.")]
+BundlesArg = Annotated[
+    List[Path],
+    typer.Argument(
+        metavar="BUNDLE...",
+        show_default=False,
+        help="Bundles from 'capture', each with its expected.features; a directory stands for the bundles in it.",
+    ),
+]
+SubsetOpt = Annotated[
+    bool,
+    typer.Option(
+        "--subset",
+        help="Compare only the labels and raw features each expected.features lists (a hand-written file of "
+        "what your rules select on); without it, every one must match and none be extra.",
+    ),
+]
+SkipWithoutExpectedOpt = Annotated[
+    bool,
+    typer.Option("--skip-without-expected", help="Skip a bundle that has no expected.features instead of failing."),
+]
 ExpiresOpt = Annotated[
     Optional[timedelta],
     typer.Option(
@@ -194,7 +229,7 @@ def scan_options(
     include_disabled: IncludeDisabledOpt = False,
     no_raw_features: NoRawOpt = False,
     no_devicetree: NoDevicetreeOpt = False,
-    no_usb: NoUsbOpt = False,
+    usb: UsbOpt = True,
     usb_class: UsbClassOpt = None,
     usb_label_fields: UsbLabelFieldsOpt = None,
     usb_backend: UsbBackendOpt = "auto",
@@ -219,7 +254,7 @@ def scan_options(
         include_disabled=include_disabled,
         raw_features=not no_raw_features,
         use_devicetree=not no_devicetree,
-        use_usb=not no_usb,
+        use_usb=usb,
         usb_classes=tuple(usb_class) if usb_class else usb_source.DEFAULT_ALLOWLIST,
         usb_label_fields=tuple(usb_label_fields) if usb_label_fields else usb_source.DEFAULT_LABEL_FIELDS,
         usb_backend=usb_backend,
@@ -241,6 +276,12 @@ def scan_options(
 
 _SCAN_PARAMETERS = tuple(inspect.signature(scan_options).parameters.values())
 
+# What a bundle gives in their place: commands that only replay do not take them.
+REPLAYED = ("sysfs", "devicetree", "dev", "usb_backend", "replay")
+# scan_options' defaults as the deployed hook scans (api.DEPLOYED_HOOK): those of `test`.
+# Each field DEPLOYED_HOOK sets needs its flag here; tests/nodes/test_command.py says when one is missing.
+HOOK_DEFAULTS = {"usb": api.DEPLOYED_HOOK.use_usb}
+
 
 def scan_command(command: Callable[..., None]) -> Callable[..., None]:
     """``command(options, ...)`` as typer sees it: ``scan_options``' parameters, then
@@ -250,17 +291,29 @@ def scan_command(command: Callable[..., None]) -> Callable[..., None]:
     ``__signature__`` (and the annotations it reads types from) is all it takes;
     nothing is built per start that was not built before.
     """
+    return _with_scan_options(command, _SCAN_PARAMETERS)
+
+
+def replay_command(command: Callable[..., None]) -> Callable[..., None]:
+    """As ``scan_command``, for a command that only replays bundles: without the
+    flags a bundle replaces (``REPLAYED``), with the deployed hook's defaults (``HOOK_DEFAULTS``)."""
+    shared = tuple(
+        p.replace(default=HOOK_DEFAULTS.get(p.name, p.default)) for p in _SCAN_PARAMETERS if p.name not in REPLAYED
+    )
+    return _with_scan_options(command, shared)
+
+
+def _with_scan_options(command: Callable[..., None], shared: Sequence[inspect.Parameter]) -> Callable[..., None]:
     own = [p for p in inspect.signature(command).parameters.values() if p.name != "options"]
+    required = [p for p in own if p.default is p.empty]  # arguments: before every parameter with a default
 
     def scanning(**values: Any) -> None:
-        shared = {p.name: values.pop(p.name) for p in _SCAN_PARAMETERS}
-        command(scan_options(**shared), **values)
+        given = {p.name: values.pop(p.name) for p in shared}
+        command(scan_options(**given), **values)
 
-    parameters = [*_SCAN_PARAMETERS, *own]
+    parameters = [*required, *shared, *(p for p in own if p not in required)]
     scanning.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     scanning.__annotations__ = {p.name: p.annotation for p in parameters}
     for attribute in ("__name__", "__qualname__", "__doc__", "__module__"):
         setattr(scanning, attribute, getattr(command, attribute))
     return scanning
-
-

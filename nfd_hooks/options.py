@@ -15,7 +15,7 @@ from nfd_hooks.sources.accelerators.source import DEFAULT_PREFIX as DEFAULT_ACCE
 from nfd_hooks.sources.devicetree.source import DEFAULT_PREFIX
 from nfd_hooks.sources.usb.source import DEFAULT_ALLOWLIST, DEFAULT_LABEL_FIELDS
 
-__all__ = ["DEFAULT_ACCELERATOR_PREFIX", "DEFAULT_PREFIX", "Options"]
+__all__ = ["DEFAULT_ACCELERATOR_PREFIX", "DEFAULT_PREFIX", "DEPLOYED_HOOK", "Options"]
 
 
 class Options(NamedTuple):
@@ -43,3 +43,12 @@ class Options(NamedTuple):
     dev: Optional[Path] = Path("/dev")  # the host's /dev, for readiness; None: no device node visible
     compat_labels: bool = False  # also the labels vendor device plugins are scheduled by
     expires_in: Optional[timedelta] = None
+
+
+# What the shipped one-shot hook scans: manifests/base/worker-daemonset.yaml and
+# manifests/helm/values.yaml run `write --sysfs /host-sys [--dev /host-dev] --no-usb
+# --features-dir ...` (NFD's own usb source labels USB there). Its paths aside,
+# this is what `nfd-hooks test` replays bundles with unless told otherwise (its
+# flag defaults are made from it, in nfd_hooks.flags); tests/nodes/test_command.py
+# parses the manifests' args and holds them, and those defaults, to it.
+DEPLOYED_HOOK = Options(use_usb=False)

@@ -16,6 +16,7 @@ from nfd_hooks.features import Feature
 from nfd_hooks.sources.accelerators.result import DEVICETREE, PCI, USB, AcceleratorsFound, Match, MatchedDevice
 from nfd_hooks.sources.base import SourceReport
 from nfd_hooks.sources.devicetree.result import DevicetreeFound
+from nfd_hooks.sources.usb.ids import USB_IDS_HINT
 from nfd_hooks.sources.usb.result import UsbFound, UsbNames
 from nfd_hooks.sources.usb.source import LABEL_PREFIX as USB_PREFIX
 
@@ -31,7 +32,7 @@ def render_table(reports: Sequence[SourceReport[Any]], features: Sequence[Featur
     """Every section of the reports present, then a one-line summary of the file."""
     out: List[str] = []
     for report in reports:
-        heading, body = _section(report, width)
+        heading, body = _section(report, width, reports)
         lines = _paragraph(heading, width)
         out += [f"{_BOLD}{line}{_PLAIN}" if bold else line for line in lines] + body + [""]
     labels = sum(1 for f in features if f.label)
@@ -39,13 +40,13 @@ def render_table(reports: Sequence[SourceReport[Any]], features: Sequence[Featur
     return "\n".join(out) + "\n"
 
 
-def _section(report: SourceReport[Any], width: int) -> Tuple[str, List[str]]:
+def _section(report: SourceReport[Any], width: int, reports: Sequence[SourceReport[Any]]) -> Tuple[str, List[str]]:
     """A source's heading and lines: its own account, or its features for a source without one."""
     found = report.found
     if isinstance(found, DevicetreeFound):
         return _devicetree(found, width)
     if isinstance(found, UsbFound):
-        return _usb(found, width)
+        return _usb(found, width, _catalog_names(reports))
     if isinstance(found, AcceleratorsFound):
         return _accelerators(found, width)
     rows = [[feature.name, feature.value] for feature in report.features]
@@ -118,13 +119,13 @@ def _devicetree(found: DevicetreeFound, width: int) -> Tuple[str, List[str]]:
     return heading, body + columns(["NODE", "STATUS", "COMPATIBLE", "LABEL"], rows, width)
 
 
-def _usb(found: UsbFound, width: int) -> Tuple[str, List[str]]:
+def _usb(found: UsbFound, width: int, catalog: Mapping[str, str]) -> Tuple[str, List[str]]:
     heading = f"USB: {len(found.entries)} devices in {found.sysfs} (read by {found.backend})"
     rows = [
         [
             entry.device.bus_path,
             f"{entry.device.vendor}:{entry.device.product}",
-            _names(entry.names),
+            _names(entry.names, catalog.get(entry.device.bus_path)),
             entry.device.device_class,
             " ".join(entry.device.interface_classes) or "-",
             "\n".join(label.rsplit("/", 1)[1].removesuffix(_USB_SUFFIX) for label in entry.labels) or (entry.no_label or ""),
@@ -132,6 +133,8 @@ def _usb(found: UsbFound, width: int) -> Tuple[str, List[str]]:
         for entry in found.entries
     ]
     body = _paragraph(f"Classes that label: {' '.join(found.allowlist)}. Labels: {USB_PREFIX}/<LABEL>{_USB_SUFFIX}=true.", width)
+    if found.with_names and found.usb_ids is None and rows:
+        body += _paragraph(f"Names: {USB_IDS_HINT}; from the devices' own strings and the accelerator catalog.", width)
     if rows:
         body += columns(["BUS", "ID", "VENDOR PRODUCT", "CLASS", "IFACES", "LABEL, OR WHY NONE"], rows, width, first=[2, 5])
     names = dict(sorted(pair for entry in found.entries if entry.names for pair in entry.names.classes))
@@ -140,11 +143,27 @@ def _usb(found: UsbFound, width: int) -> Tuple[str, List[str]]:
     return heading, body
 
 
-def _names(names: Optional[UsbNames]) -> str:
-    """usb.ids names; "?" without usb.ids, and for ids it does not list."""
-    if names is None or (names.vendor is None and names.product is None):
-        return "?"
-    return f"{names.vendor or '?'} {names.product or '?'}"
+def _names(names: Optional[UsbNames], catalog: Optional[str]) -> str:
+    """What a device is called: usb.ids names, else the device's own strings,
+    each part on its own; a product neither knows takes the catalog's name for
+    the device whole; "?" when nothing names it."""
+    vendor = names and (names.vendor or names.manufacturer)
+    product = names and (names.product or names.product_string)
+    if product:
+        return f"{vendor} {product}" if vendor else product
+    return catalog or (f"{vendor} ?" if vendor else "?")
+
+
+def _catalog_names(reports: Sequence[SourceReport[Any]]) -> Dict[str, str]:
+    """The catalog's name of each USB device an accelerator entry matched, by bus path."""
+    return {
+        device.address: match.entry.name
+        for report in reports
+        if isinstance(report.found, AcceleratorsFound)
+        for match in report.found.matches
+        for device in match.devices
+        if device.bus == USB
+    }
 
 
 def _accelerators(found: AcceleratorsFound, width: int) -> Tuple[str, List[str]]:

@@ -14,6 +14,7 @@ stopped); the temporaries of a run that could not clean up (SIGKILL, a power
 cut) are removed by the next write.
 """
 
+import errno
 import fcntl
 import os
 import re
@@ -133,7 +134,7 @@ def _replace(directory: Path, scratch: Path, target: Path, content: bytes) -> No
     try:
         fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=_TEMPORARY_SUFFIX, dir=scratch)
     except OSError as error:
-        raise OutputError(f"cannot create a file in {directory}: {error.strerror}") from None
+        raise OutputError(_cannot_write(directory, error)) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # in use: remove_stale_temporaries leaves it alone
         with os.fdopen(fd, "wb") as stream:
@@ -205,6 +206,13 @@ def _terminated(*_: object) -> None:
     raise Terminated("terminated by SIGTERM before the features file was replaced; the previous one is unchanged")
 
 
+def _cannot_write(directory: Path, error: OSError) -> str:
+    """Why nothing can be written into features directory ``directory``, naming it
+    (not the hidden scratch directory inside it) and, when refused, the user."""
+    who = f" (as uid {os.getuid()})" if error.errno in (errno.EACCES, errno.EPERM) else ""
+    return f"cannot write into features directory {directory}: {error.strerror}{who}"
+
+
 def temporary_directory(directory: Path) -> Tuple[Path, bool]:
     """This uid's hidden scratch directory inside ``directory``, and whether it was just made.
 
@@ -226,7 +234,7 @@ def temporary_directory(directory: Path) -> Tuple[Path, bool]:
     except FileExistsError:
         created = False
     except OSError as error:
-        raise OutputError(f"cannot create a directory in {directory}: {error.strerror}") from None
+        raise OutputError(_cannot_write(directory, error)) from None
     try:
         info = os.lstat(scratch)
     except OSError as error:

@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from nfd_hooks.errors import InputError
 from nfd_hooks.safe_read import read_regular_file
 from nfd_hooks.sources.devicetree.blob import MAX_BLOB_SIZE, MAX_DEPTH, BlobNode, is_blob_name, looks_like_blob, parse_blob
+from nfd_hooks.sources.devicetree.tree import devicetree_directory_problem
 
 
 @dataclass
@@ -146,6 +147,9 @@ def capture_devicetree(sysfs: Path, devicetree: Optional[Path], notices: List[st
     """
     if devicetree is not None:
         if devicetree.is_dir():
+            problem = devicetree_directory_problem(str(devicetree))
+            if problem:  # before a walk of it: /tmp is no tree
+                raise InputError(f"{devicetree}: {problem}")
             return build_blob(read_live_tree(devicetree)), str(devicetree)
         return _checked_blob(devicetree, required=True), str(devicetree)
     live = sysfs / "firmware" / "devicetree" / "base"
@@ -153,7 +157,7 @@ def capture_devicetree(sysfs: Path, devicetree: Optional[Path], notices: List[st
     blob = _checked_blob(fdt, required=False) if fdt.exists() else None
     if blob is None and fdt.exists():
         notices.append(f"{fdt} is not readable (root only): built the blob from {live}")
-    if not live.is_dir():
+    if not live.is_dir() or devicetree_directory_problem(str(live)):
         if blob is None:
             notices.append(f"no devicetree at {live}: the bundle has none")
         return blob, (str(fdt) if blob is not None else None)

@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import List
 
 import pytest
+from typer.main import get_command_name
 
 from nfd_hooks import cli
+from nfd_hooks.usage import narrowed
 from nfd_hooks.nfdfile import label_problem
 from tests.conftest import DTB_DIR, ROOT, features_entries, labels_of, require_tool, run_cli
 from tests.fdt_expand import expand
@@ -156,7 +158,7 @@ def test_cli_runs_from_outside_the_checkout(tmp_path):
     assert done.returncode == 0
 
 
-COMMANDS = sorted(info.name or cli.get_command_name(info.callback.__name__) for info in cli.app.registered_commands)
+COMMANDS = sorted(info.name or get_command_name(info.callback.__name__) for info in cli.app.registered_commands)
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -172,14 +174,14 @@ def test_the_narrowed_application_behaves_as_the_full_one(command, extra, capsys
         out = capsys.readouterr()
         return code, out.out, out.err
 
-    narrowed = cli._narrowed(cli.app, [command, *extra])
-    assert [info.name or cli.get_command_name(info.callback.__name__) for info in narrowed.registered_commands] == [command]
-    assert outcome(narrowed) == outcome(cli.app)
+    only = narrowed(cli.app, [command, *extra])
+    assert [info.name or get_command_name(info.callback.__name__) for info in only.registered_commands] == [command]
+    assert outcome(only) == outcome(cli.app)
 
 
 @pytest.mark.parametrize("argv", [[], ["--help"], ["--version"], ["frobnicate"], ["--sysfs", "show"]])
 def test_anything_but_a_command_gets_the_full_application(argv):
-    assert cli._narrowed(cli.app, argv) is cli.app
+    assert narrowed(cli.app, argv) is cli.app
 
 
 SCANNING = ["show", "write", "watch"]

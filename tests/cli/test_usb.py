@@ -107,7 +107,7 @@ def test_json_lists_every_device():
         pytest.skip("usb.ids not installed (Debian package usb.ids): names not checked")
     # names as /usr/share/misc/usb.ids 2025.07.26 has them
     assert (webcam["vendor_name"], webcam["product_name"]) == ("Logitech, Inc.", "HD Pro Webcam C920")
-    assert webcam["class_names"] == {"01": "Audio", "0e": "Video", "ef": "Miscellaneous Device"}
+    assert webcam["class_names"] == {"01": "Audio", "0e": "Video", "ef": "Miscellaneous"}  # USB-IF's, shipped
     coral = by_path["2-2"]
     assert (coral["vendor_name"], coral["product_name"]) == ("Google Inc.", None)  # 9302 is not listed
     assert (by_path["2-1"]["vendor_name"], by_path["2-1"]["product_name"]) == ("Intel", "Movidius MyriadX")

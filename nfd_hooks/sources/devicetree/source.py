@@ -23,7 +23,7 @@ from nfd_hooks.safe_read import NotARegularFile, read_regular_file
 from nfd_hooks.sources.base import SourceReport
 from nfd_hooks.sources.devicetree.naming import decode, label_name
 from nfd_hooks.sources.devicetree.result import DevicetreeFound, LabelMade, NodeSeen
-from nfd_hooks.sources.devicetree.tree import DtNode, open_live_tree, walk
+from nfd_hooks.sources.devicetree.tree import DtNode, devicetree_directory_problem, open_live_tree, walk
 
 if TYPE_CHECKING:
     from nfd_hooks.options import Options
@@ -81,8 +81,14 @@ def compatible_strings(raw: Optional[bytes]) -> List[bytes]:
 
 
 def read_devicetree(path: Path, notices: List[str]) -> Tuple[DtNode, str]:
-    """Open ``path`` as a live tree or a DTB; return the root and the reader used."""
+    """Open ``path`` as a live tree or a DTB; return the root and the reader used.
+
+    InputError when it is neither (a directory without a tree's top: see
+    ``tree.devicetree_directory_problem``)."""
     if path.is_dir():
+        problem = devicetree_directory_problem(str(path))
+        if problem:
+            raise InputError(f"{path}: {problem}")
         return open_live_tree(str(path), notices), "tree"
     from nfd_hooks.sources.devicetree.blob import MAX_BLOB_SIZE, looks_like_blob, parse_blob  # live nodes have no blob
 
@@ -104,6 +110,10 @@ def discover(options: DevicetreeOptions) -> SourceReport[DevicetreeFound]:
         if options.required:
             raise InputError(f"{options.path}: no such devicetree file or directory")
         report.notices.append(f"no devicetree at {options.path}: no devicetree labels on this node")
+        return report
+    if not options.required and options.path.is_dir() and devicetree_directory_problem(str(options.path)):
+        # The node's own <sysfs>/firmware/devicetree/base, torn or emptied: the file is written without it.
+        report.notices.append(f"no devicetree at {options.path} (no 'name' or 'compatible' at its top): no devicetree labels")
         return report
     root, reader = read_devicetree(options.path, report.notices)
     selected = node_name_pattern(options.nodes)

@@ -8,6 +8,7 @@ reader lists directories and opens only the properties asked for.
 from __future__ import annotations
 
 import os
+import stat
 from typing import Iterator, List, Optional, Protocol, Sequence, Tuple
 
 from nfd_hooks.safe_read import NotARegularFile, read_regular_file
@@ -117,6 +118,38 @@ class FsNode:
             self._notices.append(f"skipped devicetree property {path}: over {MAX_PROPERTY_SIZE} bytes")
             return None
         return data
+
+
+# What the top of every live tree holds: Linux gives each node a ``name`` file
+# (the root's is empty) and a board's root its ``compatible``. Looked up, not
+# listed: a directory that is not a tree (/tmp, a bundle) is told by two lstat
+# calls, never by walking it.
+ROOT_MARKERS = ("name", "compatible")
+
+
+def devicetree_directory_problem(directory: str) -> Optional[str]:
+    """Why ``directory`` is not laid out as a devicetree (None when it is): it
+    needs a regular file ``name`` or ``compatible`` at its top, as every live
+    tree's root has. Says where the tree is when ``directory`` holds one below."""
+    if _has_top(directory):
+        return None
+    problem = "not a devicetree directory (no 'name' or 'compatible' file at its top, as a live tree has)"
+    if _has_top(os.path.join(directory, "firmware", "devicetree", "base")):
+        return f"{problem}; it is a sysfs root: did you mean --sysfs {directory}?"
+    if _has_top(os.path.join(directory, "base")):
+        return f"{problem}: did you mean {os.path.join(directory, 'base')}?"
+    return problem
+
+
+def _has_top(directory: str) -> bool:
+    return any(_is_regular(os.path.join(directory, marker)) for marker in ROOT_MARKERS)
+
+
+def _is_regular(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def open_live_tree(directory: str, notices: List[str]) -> FsNode:

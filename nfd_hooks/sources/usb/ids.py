@@ -1,7 +1,9 @@
-"""Vendor, product and class names from usb.ids (Debian package usb.ids), for JSON only.
+"""Vendor and product names from usb.ids, for people only (``show --format table|json``).
 
-Loaded only when asked (``show --format json``): the file is ~700 KB and the
-labels never need it. Absent file, absent names: ids alone are still right.
+Loaded only when asked: the file is ~700 KB and the labels never need it.
+Absent file, absent names: ids alone are still right, and the table falls back
+on the devices' own strings and the catalog. It comes from the Debian and
+Ubuntu package usb.ids, and from hwdata elsewhere (``USB_IDS_HINT``).
 """
 
 import re
@@ -15,24 +17,24 @@ USB_IDS_PATHS = (
     Path("/var/lib/usbutils/usb.ids"),
 )
 
+USB_IDS_HINT = "usb.ids not found (Debian, Ubuntu: package usb.ids; Fedora, Arch, Alpine: hwdata)"
+
 _VENDOR = re.compile(r"([0-9a-f]{4})  (.+)")
 _PRODUCT = re.compile(r"\t([0-9a-f]{4})  (.+)")
-_CLASS = re.compile(r"C ([0-9a-f]{2})  (.+)")
 
 
 @dataclass
 class UsbNames:
-    """The names of the vendors asked for, their products, and every device class."""
+    """The names of the vendors asked for and of their products (class names are shipped: ``classes``)."""
 
     path: Path
     vendors: Dict[str, str] = field(default_factory=dict)
     products: Dict[Tuple[str, str], str] = field(default_factory=dict)
-    classes: Dict[str, str] = field(default_factory=dict)
 
 
-def load_names(vendors: Iterable[str], paths: Sequence[Path] = USB_IDS_PATHS) -> Optional[UsbNames]:
-    """Names from the first readable usb.ids among ``paths``; None when there is none."""
-    for path in paths:
+def load_names(vendors: Iterable[str], paths: Optional[Sequence[Path]] = None) -> Optional[UsbNames]:
+    """Names from the first readable usb.ids among ``paths`` (default ``USB_IDS_PATHS``); None when there is none."""
+    for path in USB_IDS_PATHS if paths is None else paths:
         try:
             with path.open("r", encoding="utf-8", errors="replace") as stream:
                 return parse(stream, set(vendors), path)
@@ -42,22 +44,13 @@ def load_names(vendors: Iterable[str], paths: Sequence[Path] = USB_IDS_PATHS) ->
 
 
 def parse(lines: Iterable[str], vendors: Set[str], path: Path) -> UsbNames:
-    """Vendor and product lines come first, then ``C`` class lines; stop after those."""
+    """Vendor and product lines come first; the first ``C`` (class) line ends them."""
     names = UsbNames(path)
     vendor: Optional[str] = None
-    in_classes = False
     for line in lines:
         line = line.rstrip("\n")
         if line.startswith("C "):
-            in_classes = True
-            match = _CLASS.match(line)
-            if match:
-                names.classes[match.group(1)] = match.group(2)
-            continue
-        if in_classes:
-            if line and not line.startswith(("\t", "#")):
-                break  # the next section (audio terminal types)
-            continue
+            break
         match = _VENDOR.match(line)
         if match:
             vendor = match.group(1) if match.group(1) in vendors else None

@@ -13,20 +13,31 @@ from nfd_hooks.sources.usb.model import UsbDevice
 
 
 class UsbNames:
-    """usb.ids names of a device's vendor and product (None: not listed), and
-    of those of its classes usb.ids lists, as ``(code, name)`` pairs."""
+    """What a device is called: usb.ids names of its vendor and product (None:
+    not listed, or no usb.ids), the device's own manufacturer and product
+    strings (None: it has none, or they were not read), and the names of its
+    classes (USB-IF base classes, shipped), as ``(code, name)`` pairs."""
 
-    __slots__ = ("vendor", "product", "classes")
+    __slots__ = ("vendor", "product", "classes", "manufacturer", "product_string")
 
-    def __init__(self, vendor: Optional[str], product: Optional[str], classes: Tuple[Tuple[str, str], ...] = ()) -> None:
+    def __init__(
+        self,
+        vendor: Optional[str],
+        product: Optional[str],
+        classes: Tuple[Tuple[str, str], ...] = (),
+        manufacturer: Optional[str] = None,
+        product_string: Optional[str] = None,
+    ) -> None:
         self.vendor = vendor
         self.product = product
         self.classes = classes
+        self.manufacturer = manufacturer
+        self.product_string = product_string
 
 
 class UsbEntry:
     """A device, its labels, and why it has none (for a person; None when it has
-    some); ``names`` only when usb.ids was read (``show --format json``)."""
+    some); ``names`` only for people (``show --format table|json``)."""
 
     __slots__ = ("device", "labels", "no_label", "names")
 
@@ -40,7 +51,7 @@ class UsbEntry:
 class UsbFound:
     """The devices read by ``backend`` under ``sysfs``, sorted by bus path, and the
     rules that labelled them. ``usb_ids`` is the usb.ids file names came from
-    (None: none installed), looked for only ``with_names``."""
+    (None: none installed); names are looked for only ``with_names``."""
 
     __slots__ = ("backend", "sysfs", "allowlist", "label_fields", "entries", "with_names", "usb_ids")
 
@@ -94,5 +105,7 @@ def _entry(entry: UsbEntry) -> Dict[str, Any]:
     if entry.names is not None:
         document["vendor_name"] = entry.names.vendor
         document["product_name"] = entry.names.product
+        document["manufacturer"] = entry.names.manufacturer
+        document["product_string"] = entry.names.product_string
         document["class_names"] = dict(entry.names.classes)
     return document

@@ -214,29 +214,34 @@ def label_devices(options: UsbOptions, devices: Sequence[UsbDevice], backend: st
         entries.append(UsbEntry(device, tuple(labels), no_label_reason(device, options.allowlist, labels)))
     if "serial" in options.label_fields:
         report.expendable = {feature.name for feature in report.features}
-    usb_ids = _named(entries) if options.details else None
+    # Devices handed in (backend "given") are not this sysfs's: their strings are not read.
+    usb_ids = _named(entries, options.sysfs if backend != "given" else None) if options.details else None
     report.found = UsbFound(
         backend, str(options.sysfs), options.allowlist, options.label_fields, tuple(entries), options.details, usb_ids
     )
     return report
 
 
-def _named(entries: List[UsbEntry]) -> Optional[str]:
-    """Vendor, product and class names into ``entries``; the usb.ids path, or None without one."""
+def _named(entries: List[UsbEntry], sysfs_root: Optional[Path]) -> Optional[str]:
+    """Names into ``entries``: usb.ids', the devices' own strings (from sysfs,
+    whichever backend read the ids) and the classes'. The usb.ids path, or None without one."""
+    from nfd_hooks.sources.usb.classes import BASE_CLASSES
     from nfd_hooks.sources.usb.ids import load_names
 
     names = load_names(entry.device.vendor for entry in entries)
-    if names is None:
-        return None
+    strings = sysfs.read_strings(str(sysfs_root), [entry.device.bus_path for entry in entries]) if sysfs_root else {}
     for entry in entries:
         device = entry.device
         classes = dict.fromkeys((device.device_class, *device.interface_classes))
+        manufacturer, product_string = strings.get(device.bus_path, (None, None))
         entry.names = UsbNames(
-            names.vendors.get(device.vendor),
-            names.products.get((device.vendor, device.product)),
-            tuple((c, names.classes[c]) for c in classes if c in names.classes),
+            names.vendors.get(device.vendor) if names else None,
+            names.products.get((device.vendor, device.product)) if names else None,
+            tuple((c, BASE_CLASSES[c]) for c in classes if c in BASE_CLASSES),
+            manufacturer,
+            product_string,
         )
-    return str(names.path)
+    return str(names.path) if names else None
 
 
 class UsbSource:

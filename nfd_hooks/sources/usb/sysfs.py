@@ -25,9 +25,12 @@ from nfd_hooks.sources.usb.model import (
     text_value,
 )
 
+# The device's own names (its iManufacturer and iProduct string descriptors, as
+# the kernel reads them at enumeration): for people (show --format table/json), never labels.
+STRING_ATTRIBUTES = ("manufacturer", "product")
 # Every attribute file this reader opens: a capture of a node's USB devices
 # needs exactly these (device attributes, plus bInterfaceClass of interfaces).
-DEVICE_ATTRIBUTES = ("idVendor", "idProduct", "bDeviceClass", "bConfigurationValue", "serial", "descriptors")
+DEVICE_ATTRIBUTES = ("idVendor", "idProduct", "bDeviceClass", "bConfigurationValue", "serial", "descriptors", *STRING_ATTRIBUTES)
 INTERFACE_ATTRIBUTES = ("bInterfaceClass",)
 ATTRIBUTES = DEVICE_ATTRIBUTES + INTERFACE_ATTRIBUTES
 
@@ -165,6 +168,45 @@ def _read_device_in(directory: Directory, name: str, with_serial: bool, notices:
         interface_classes=resolve_interface_classes(active, interfaces, name, descriptors),
         serial=text_value(_optional("serial", directory, name, notices)) if with_serial else None,
     )
+
+
+# A string descriptor holds at most 126 UTF-16 code units (bLength is one byte):
+# 378 bytes once the kernel has made them UTF-8, and its newline.
+MAX_STRING = 512
+
+
+def read_strings(root: str, names: List[str]) -> Dict[str, Tuple[Optional[str], Optional[str]]]:
+    """Each named device's own manufacturer and product strings (None: absent,
+    unreadable or empty), read as the labels' attributes are: beneath ``root``,
+    never through a symlink, never from anything but a regular file, bounded."""
+    strings: Dict[str, Tuple[Optional[str], Optional[str]]] = {}
+    try:
+        root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return strings
+    try:
+        for name in names:
+            try:
+                directory = Directory.open(root_fd, os.path.join(*_DEVICES, name), os.path.join(devices_dir(root), name))
+            except Unreadable:
+                continue
+            if directory is None:
+                continue
+            try:
+                strings[name] = (_string("manufacturer", directory), _string("product", directory))
+            finally:
+                directory.close()
+    finally:
+        os.close(root_fd)
+    return strings
+
+
+def _string(attribute: str, directory: Directory) -> Optional[str]:
+    try:
+        raw = read_attribute(attribute, MAX_STRING + 1, directory=directory)
+    except Unreadable:
+        return None
+    return text_value(raw[:MAX_STRING]) if raw is not None else None
 
 
 def _optional(attribute: str, directory: Directory, name: str, notices: List[str], limit: int = _MAX_TEXT) -> Optional[bytes]:
