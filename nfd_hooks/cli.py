@@ -15,8 +15,9 @@ import typer
 from click import ClickException as UsageProblem  # typer up to 0.24 (pyproject's bound) runs on click
 
 from nfd_hooks import __version__, api
-from nfd_hooks.errors import InputError, NfdHooksError, one_line, say
+from nfd_hooks.errors import InputError, NfdHooksError, Terminated, one_line, say
 from nfd_hooks.flags import (
+    BestEffortOpt,
     BundleDirArg,
     BundlesArg,
     CaptureDevicetreeOpt,
@@ -150,14 +151,23 @@ def write(
     name: NameOpt = api.DEFAULT_FILE_NAME,
     diff: DiffOpt = False,
     quiet: QuietOpt = False,
+    best_effort: BestEffortOpt = False,
 ) -> None:
     """Write the features file atomically into --features-dir."""
-    result = api.scan(options)
-    now = datetime.now(timezone.utc)
-    rendered = api.files(result, options, now)
-    if diff:  # compared before the file is replaced
-        _print_diff(rendered, features_dir, name, now, quiet)
-    target, _ = api.write(options, features_dir, name, result, rendered)
+    try:
+        result = api.scan(options)
+        now = datetime.now(timezone.utc)
+        rendered = api.files(result, options, now)
+        if diff:  # compared before the file is replaced
+            _print_diff(rendered, features_dir, name, now, quiet)
+        target, _ = api.write(options, features_dir, name, result, rendered)
+    except NfdHooksError as error:
+        if not best_effort or error.exit_code == Terminated.exit_code:
+            raise
+        message = f"{str(error)} (--best-effort: the previous file, if any, is kept; exit 0)"
+        _fail(message, 0)
+        _termination_message(f"nfd-hooks: error: {one_line(message)}\n")
+        return
     if quiet:
         return
     _print_notices(result)
@@ -414,6 +424,23 @@ def run(argv: Optional[List[str]] = None) -> int:
     except BrokenPipeError:
         return 0
     return code if isinstance(code, int) else 0
+
+
+# Where Kubernetes reads a container's termination message (the default
+# terminationMessagePath); kubectl describe shows it even after an exit 0.
+TERMINATION_LOG = Path("/dev/termination-log")
+
+
+def _termination_message(text: str) -> None:
+    """Leave ``text`` as the pod's termination message, when run in a pod."""
+    import os
+
+    try:  # never O_CREAT: outside a pod there is no such file, and none is made in /dev
+        descriptor = os.open(TERMINATION_LOG, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return  # not in a pod: stderr already has it
+    with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+        stream.write(text)
 
 
 def _fail(message: str, code: int) -> int:

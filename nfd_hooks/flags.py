@@ -66,6 +66,14 @@ DiffOpt = Annotated[
         "from --features-dir/--name, one line each; a summary goes to stderr.",
     ),
 ]
+BestEffortOpt = Annotated[
+    bool,
+    typer.Option(
+        "--best-effort",
+        help="On an error, print it (also as the pod's termination message), keep the previous file "
+        "and exit 0: an initContainer's failure would keep NFD's worker from starting.",
+    ),
+]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only (no notices, no progress lines).")]
 NoAcceleratorsOpt = Annotated[
     bool, typer.Option("--no-accelerators", help="No accelerator labels (the catalog is not read, nor PCI).")

@@ -322,6 +322,21 @@ def test_a_property_that_is_one_symlink_says_symbolic_link(tmp_path):
     ]
 
 
+def test_a_property_that_is_a_fifo_is_skipped_with_a_notice(tmp_path):
+    """Like every other odd entry of a live tree, a FIFO is named on stderr (it was
+    skipped silently), never opened blocking, and its node keeps its other labels."""
+    base = tmp_path / "base"
+    (base / "cpus" / "cpu@0").mkdir(parents=True)
+    (base / "compatible").write_bytes(b"acme,board\0")
+    os.mkfifo(base / "cpus" / "cpu@0" / "compatible")
+    done = run(["show", "--devicetree", str(base), "--no-usb"])
+    assert done.returncode == 0
+    assert done.stderr.decode().splitlines() == [
+        f"nfd-hooks: skipped devicetree property {base}/cpus/cpu@0/compatible: not a regular file"
+    ]
+    assert b"beta.devicetree.org/acme-board=1" in done.stdout
+
+
 def test_replay_without_a_devicetree_names_the_bundles_file(tmp_path):
     """It named <bundle>/sys/firmware/devicetree/base, a path no bundle contains."""
     host = make_host(tmp_path / "host", None, PI4_HUBS)

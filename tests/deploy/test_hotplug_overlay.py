@@ -59,11 +59,15 @@ def test_native_sidecar_needs_kubernetes_1_28_schema():
     assert validate(render(REGULAR), "1.27").returncode == 0
 
 
-def test_native_watcher_runs_after_the_one_shot_hook_which_is_unchanged():
+def test_native_watcher_runs_after_the_one_shot_hook_which_is_unchanged_but_for_usb():
     base, native = pod_spec("manifests/base"), pod_spec(NATIVE)
     names = [c["name"] for c in native["initContainers"]]
     assert names == [c["name"] for c in base["initContainers"]] + [WATCHER]
-    assert native["initContainers"][:-1] == base["initContainers"]
+    # The hook scans USB and sets the watcher's expiry (see the next test); nothing else changes.
+    without_args = lambda containers: [{k: v for k, v in c.items() if k != "args"} for c in containers]  # noqa: E731
+    assert without_args(native["initContainers"][:-1]) == without_args(base["initContainers"])
+    hook, base_hook = native["initContainers"][0]["args"], base["initContainers"][0]["args"]
+    assert [a for a in base_hook if a != "--no-usb"] == [a for a in hook if a not in ("--expires-in", "10m")]
     assert native["initContainers"][0]["securityContext"]["privileged"] is True
     assert native["initContainers"][-1]["restartPolicy"] == "Always"
     assert native["containers"] == base["containers"]
@@ -87,12 +91,28 @@ def test_the_watcher_owns_usb_labels_and_lets_them_expire(root):
     spec = pod_spec(root)
     args = by_name(spec["initContainers"] + spec["containers"])[WATCHER]["args"]
     assert "--no-usb" not in args and args[args.index("--expires-in") + 1] == "10m"
-    assert "--no-usb" in by_name(spec["initContainers"])["nfd-hooks"]["args"]
+    # The one-shot hook writes what the watcher writes, so that nfd-worker, which may read
+    # features.d before the watcher's first write, never publishes the Node without its USB labels.
+    hook = by_name(spec["initContainers"])["nfd-hooks"]["args"]
+    assert "--no-usb" not in hook and hook[hook.index("--expires-in") + 1] == "10m"
+    assert _options(hook, drop=("--best-effort",)) == _options(args, drop=("--interval",))
+
+
+def _options(args, drop):
+    """A command's options as {option: value} (True for a flag), without ``drop``."""
+    found, rest = {}, list(args[1:])
+    while rest:
+        option = rest.pop(0)
+        value = rest.pop(0) if rest and not rest[0].startswith("--") else True
+        if option not in drop:
+            found[option] = value
+    return found
 
 
 def test_regular_sidecar_is_a_container_beside_the_worker():
-    base, regular = pod_spec("manifests/base"), pod_spec(REGULAR)
-    assert regular["initContainers"] == base["initContainers"]
+    native, regular = pod_spec(NATIVE), pod_spec(REGULAR)
+    assert regular["initContainers"] == [c for c in native["initContainers"] if c["name"] != WATCHER]
+    base = pod_spec("manifests/base")
     assert regular["containers"][:-1] == base["containers"]
     watcher = regular["containers"][-1]
     assert watcher["name"] == WATCHER and "restartPolicy" not in watcher

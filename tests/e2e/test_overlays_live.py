@@ -78,7 +78,7 @@ def test_unplugged_ncs2_leaves_the_node_in_time(cluster, setup):
     hooks, config = shipped["hooks"], shipped["config"]
     watching = any(hook["args"][0] == "watch" for hook in hooks)
     for hook in hooks:
-        if hook["args"][0] == "write":
+        if hook["args"][0] == "write" and not watching:
             assert "--expires-in" not in hook["args"], f"{setup}: a one-shot hook's labels would all expire"
     config.setdefault("core", {})
     if not watching:

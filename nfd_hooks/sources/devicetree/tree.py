@@ -11,7 +11,7 @@ import os
 import stat
 from typing import Iterator, List, Optional, Protocol, Sequence, Tuple
 
-from nfd_hooks.safe_read import NotARegularFile, read_regular_file
+from nfd_hooks.safe_read import read_regular_file
 
 # The largest property we read. Real compatible/model/status values are tens of
 # bytes; a bigger file in a live tree is hostile or torn, and is skipped.
@@ -109,9 +109,9 @@ class FsNode:
         path = os.path.join(self._directory, name)
         try:
             data = read_regular_file(path, MAX_PROPERTY_SIZE + 1, follow_symlinks=False)
-        except (FileNotFoundError, NotARegularFile):
+        except FileNotFoundError:
             return None
-        except OSError as error:  # a symlink (live trees have none), EIO, EACCES: say which
+        except OSError as error:  # a FIFO, device node or directory; a symlink (live trees have none); EIO, EACCES: say which
             self._notices.append(f"skipped devicetree property {path}: {error.strerror}")
             return None
         if len(data) > MAX_PROPERTY_SIZE:
