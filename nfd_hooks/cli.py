@@ -23,7 +23,7 @@ except ImportError:  # older typer (the one Python 3.9 and 3.10 get) runs on cli
 
 from nfd_hooks import __version__, api
 from nfd_hooks.durations import parse_duration
-from nfd_hooks.errors import InputError, NfdHooksError, one_line
+from nfd_hooks.errors import InputError, NfdHooksError, Terminated, one_line
 from nfd_hooks.sources import usb as usb_source
 
 def _examples(*lines: str) -> str:
@@ -343,13 +343,29 @@ def write(
     name: NameOpt = api.DEFAULT_FILE_NAME,
     diff: DiffOpt = False,
     quiet: QuietOpt = False,
+    best_effort: Annotated[
+        bool,
+        typer.Option(
+            "--best-effort",
+            help="On an error, print it (also as the pod's termination message), keep the previous file "
+            "and exit 0: an initContainer's failure would keep NFD's worker from starting.",
+        ),
+    ] = False,
 ) -> None:
     """Write the features file atomically into --features-dir."""
-    result = None
-    if diff:  # compared before the file is replaced
-        result = api.scan(options)
-        _print_diff(result, options, features_dir, name, quiet)
-    target, result = api.write(options, features_dir, name, result)
+    try:
+        result = None
+        if diff:  # compared before the file is replaced
+            result = api.scan(options)
+            _print_diff(result, options, features_dir, name, quiet)
+        target, result = api.write(options, features_dir, name, result)
+    except NfdHooksError as error:
+        if not best_effort or error.exit_code == Terminated.exit_code:
+            raise
+        message = f"{one_line(str(error))} (--best-effort: the previous file, if any, is kept; exit 0)"
+        _fail(message, 0)
+        _termination_message(f"nfd-hooks: error: {message}\n")
+        return
     if quiet:
         return
     _print_notices(result)
@@ -608,6 +624,23 @@ def _narrowed(full: typer.Typer, argv: List[str]) -> typer.Typer:
 def _usage_message(error: UsageProblem) -> str:
     """click's message for a bad flag, on one line."""
     return " ".join(error.format_message().split())
+
+
+# Where Kubernetes reads a container's termination message (the default
+# terminationMessagePath); kubectl describe shows it even after an exit 0.
+TERMINATION_LOG = Path("/dev/termination-log")
+
+
+def _termination_message(text: str) -> None:
+    """Leave ``text`` as the pod's termination message, when run in a pod."""
+    import os
+
+    try:  # never O_CREAT: outside a pod there is no such file, and none is made in /dev
+        descriptor = os.open(TERMINATION_LOG, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return  # not in a pod: stderr already has it
+    with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+        stream.write(text)
 
 
 def _fail(message: str, code: int) -> int:

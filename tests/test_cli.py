@@ -266,3 +266,28 @@ def test_shell_completion_completes_flags_and_choices():
     assert complete("nfd-hooks show --format ") == ["nfd", "json", "table"]
     assert complete("nfd-hooks show --usb-backend ") == ["auto", "sysfs", "udev", "libusb"]
     assert complete("nfd-hooks wa") == ["watch"]
+
+
+def test_best_effort_reports_a_failed_write_exits_zero_and_keeps_the_old_file(tmp_path, monkeypatch):
+    """The shipped initContainers' --best-effort: the write fails (the target is a
+    directory), one error line says so, the previous file is untouched, exit 0;
+    the same error is the termination message Kubernetes shows for the container."""
+    old = tmp_path / "nfd-hooks"
+    old.write_text("example.com/old=1\n")
+    args = ["write", "--devicetree", PI, "--no-usb", "--features-dir", str(tmp_path / "missing")]
+    failed = run_cli(args)
+    assert_one_line_error(failed, 1)
+    done = run_cli(args + ["--best-effort"])
+    assert_one_line_error(done, 0)
+    assert "--best-effort" in done.stderr.decode()
+    assert old.read_text() == "example.com/old=1\n"
+    # In a pod: the message also goes to the termination-message file the kubelet made.
+    termination = tmp_path / "termination-log"
+    termination.write_text("")
+    monkeypatch.setattr(cli, "TERMINATION_LOG", termination)
+    assert cli.run(args + ["--best-effort"]) == 0
+    assert termination.read_text().startswith("nfd-hooks: error: ") and "missing" in termination.read_text()
+    # Outside a pod there is no such file, and none is made.
+    monkeypatch.setattr(cli, "TERMINATION_LOG", tmp_path / "absent")
+    assert cli.run(args + ["--best-effort"]) == 0
+    assert not (tmp_path / "absent").exists()

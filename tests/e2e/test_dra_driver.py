@@ -114,7 +114,7 @@ def gated(e2e_binaries, upstream):
     """A second control plane with DRADeviceTaints on (alpha in 1.35)."""
     directory = Path(tempfile.mkdtemp(prefix="nfd-hooks-e2e-gated-"))
     directory.chmod(0o755)
-    cluster = Cluster(e2e_binaries, directory, feature_gates=["DRADeviceTaints=true"])
+    cluster = Cluster(e2e_binaries, directory, feature_gates={"DRADeviceTaints": True})
     try:
         cluster.start()
         made = dra.CoralNode(cluster, upstream, CORAL_NODE, (*dra.FAST, "--taint-window", "3"))
