@@ -2,8 +2,8 @@
 applied as users apply them, and workloads that print the device nodes they see.
 
 The accelerator is the fixture's Coral (fixtures/accelerators), its /dev made by mknod, under
-``NODE_HW`` in the node's private /var/lib. The DaemonSets' two hardware host paths point there
-(the only change to manifests/allocation: ``hardware.yaml``); everything else is as shipped:
+``NODE_HW`` in the node's private /var/lib. The DaemonSets' two hardware host paths point there,
+and ``--host-dev`` says so (the only changes to manifests/allocation); everything else is as shipped:
 the kubelet's plugin directories and /var/run/cdi are the node's own. The tree is changed in
 place (a plug, an unplug, a re-enumeration under a new device number), then the kernel is made
 to send a real uevent (``change`` written to a PCI device's ``uevent``), which reaches the
@@ -113,8 +113,12 @@ def apply_with_hardware(cluster: Cluster, root: str, work: Path) -> Path:
         ]}}},
     }))
     base = os.path.relpath(ROOT / root, work)  # kustomize takes relative paths to a base
+    # The host's own path to the device nodes (CDI specs, Allocate answers) is where the
+    # host-dev hostPath points: the runtime looks there for a node the kubelet names.
     (work / "kustomization.yaml").write_text(
-        f"resources:\n- {base}\npatches:\n- path: hardware.yaml\n  target:\n    kind: DaemonSet\n")
+        f"resources:\n- {base}\npatches:\n- path: hardware.yaml\n  target:\n    kind: DaemonSet\n"
+        f"- target:\n    kind: DaemonSet\n  patch: |-\n    - op: add\n      path: /spec/template/spec/containers/0/args/-\n"
+        f"      value: --host-dev={NODE_HW}/dev\n")
     cluster.kubectl("apply", "-k", str(work))
     return work
 
