@@ -233,9 +233,14 @@ def timed(what: str, probe, timeout: float = 120.0) -> Tuple[Any, float]:
     return value, time.monotonic() - started
 
 
+_ARCHIVE: List[Path] = []  # built once per session: each test module imports the fixture anew
+
+
 @pytest.fixture(scope="session")
 def hook_archive(binaries, tmp_path_factory) -> Path:
     """Our image (scripts/build-image), saved once for every real node of the allocation tests."""
+    if _ARCHIVE:
+        return _ARCHIVE[0]
     if not any(Path(d, "podman").exists() for d in os.environ.get("PATH", "").split(os.pathsep)):
         pytest.skip("podman not installed (scripts/system-packages.txt)")
     image_id, took = _build("build-image", HOOK_IMAGE)
@@ -243,6 +248,7 @@ def hook_archive(binaries, tmp_path_factory) -> Path:
     _podman("save", "--format", "oci-archive", "-o", str(archive), HOOK_IMAGE)
     REPORT.append(("realnode: allocation image",
                    [f"{HOOK_IMAGE} ({image_id[:12]}, scripts/build-image amd64, {took:.0f} s), imported as {', '.join(HOOK_NAMES)}"]))
+    _ARCHIVE.append(archive)
     return archive
 
 
