@@ -28,6 +28,8 @@ SERVICE_ACCOUNT = "nfd-hooks-dra-driver"
 def install(cluster: Cluster) -> Path:
     """manifests/allocation as rendered, but the DaemonSet (no kubelet runs it here: the
     tests run the driver themselves), and a file holding a token of its service account."""
+    if cluster.kubectl("get", "namespace", NAMESPACE, check=False).returncode != 0:
+        cluster.kubectl("create", "namespace", NAMESPACE)
     rendered = cluster.kubectl("kustomize", str(ROOT / "manifests" / "allocation")).stdout
     for document in yaml.safe_load_all(rendered):
         if document and document["kind"] != "DaemonSet":
