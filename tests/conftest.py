@@ -74,10 +74,10 @@ def features_entries(directory) -> List[str]:
 
 
 # What `scripts/test -m "not slow"` leaves out (README, "Quick start"): the tests that build or
-# boot something, NFD and Kubernetes from source (tests/e2e), the real node with our image and
-# NFD's (tests/realnode) and the container images, ARM ones under qemu
-# (tests/deploy/test_deploy_container.py). Paths under tests/, a directory or a file.
-SLOW = ("e2e", "realnode", "deploy/test_deploy_container.py")
+# boot something, NFD and Kubernetes from source (tests/e2e), the real node (tests/realnode),
+# the container images, ARM ones under qemu (tests/deploy/test_deploy_container.py) and NFD's
+# (tests/deploy/test_nfd_image.py). Paths under tests/, a directory or a file.
+SLOW = ("e2e", "realnode", "deploy/test_deploy_container.py", "deploy/test_nfd_image.py")
 
 
 def pytest_collection_modifyitems(config, items) -> None:

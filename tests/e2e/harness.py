@@ -139,8 +139,10 @@ class Process:
 
 
 def _free_ports(count: int) -> List[int]:
-    """Distinct random ports; the namespace is ours alone, so only we could collide."""
-    return random.sample(range(20000, 60000), count)
+    """Distinct random ports; the namespace is ours alone, so only we could collide,
+    and below Linux's ephemeral range (32768-60999): a port from it was once taken
+    by the API server's own connection to etcd before kube-controller-manager bound it."""
+    return random.sample(range(10000, 32768), count)
 
 
 def _openssl(*args: str) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Tuple
 
 import pytest
+import yaml
 
 from tests.conftest import ROOT
 from tests.e2e.harness import E2EUnavailable, build_binaries, run_checked
@@ -29,10 +30,19 @@ CONTAINERS_CONF = ROOT / "scripts" / "podman-containers.conf"
 TAG = hashlib.sha256(str(ROOT).encode()).hexdigest()[:10]
 HOOK_IMAGE = f"localhost/realnode/nfd-hooks:{TAG}"
 NFD_IMAGE = f"localhost/realnode/node-feature-discovery:{TAG}"
-# The names the manifests use (manifests/base/kustomization.yaml images:, manifests/helm/values.yaml,
-# NFD's kustomize bases and chart 0.19.0).
-HOOK_NAMES = ("ghcr.io/nfd-hooks/nfd-hooks:0.1.0",)
+# The name NFD's kustomize bases and chart 0.19.0 use for its image.
 NFD_NAMES = ("registry.k8s.io/nfd/node-feature-discovery:v0.19.0",)
+
+
+def hook_names() -> Tuple[str, ...]:
+    """The names the manifests give our image, read from them (a hard-coded copy went
+    stale once and every pod waited on an image never imported): the base's images:
+    entry and the Helm values' initContainer."""
+    base = yaml.safe_load((ROOT / "manifests" / "base" / "kustomization.yaml").read_text())
+    values = yaml.safe_load((ROOT / "manifests" / "helm" / "values.yaml").read_text())
+    names = {f"{image['newName']}:{image['newTag']}" for image in base["images"] if image["name"] == "nfd-hooks"}
+    names |= {container["image"] for container in values["worker"]["initContainers"]}
+    return tuple(sorted(names))
 
 
 def unavailable(reason: str) -> None:
@@ -111,7 +121,7 @@ def images(real_node: Tuple, tmp_path_factory) -> Dict[str, str]:
     directory = tmp_path_factory.mktemp("images")
     built = {}
     lines = []
-    for script, tag, names in (("build-image", HOOK_IMAGE, HOOK_NAMES), ("build-nfd-image", NFD_IMAGE, NFD_NAMES)):
+    for script, tag, names in (("build-image", HOOK_IMAGE, hook_names()), ("build-nfd-image", NFD_IMAGE, NFD_NAMES)):
         image_id, took = _build(script, tag)
         archive = directory / (tag.split("/")[-1].replace(":", "-") + ".tar")
         _podman("save", "--format", "oci-archive", "-o", str(archive), tag)

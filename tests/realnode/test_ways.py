@@ -34,7 +34,7 @@ from tests.e2e.node import RealNode, global_sysctls
 from tests.fdt_expand import expand
 from tests.realnode.conftest import REPORT
 from tests.realnode.observed import Ran, pod_containers
-from tests.realnode.ways import NODE_FEATURES, NODE_SYS, USER_PATHS, WAYS, Way, new_work_dir, wait_gone
+from tests.realnode.ways import NODE_FEATURES, NODE_SYS, USER_PATHS, WAYS, Way, clear_leftovers, new_work_dir
 from tests.realnode.what_runs import claims_for, rows
 
 BUNDLE = FIXTURES / "nodes" / "rpi4b-ncs2-webcam"
@@ -45,6 +45,8 @@ NCS2 = "2-1"
 NCS2_LABEL = "feature.node.kubernetes.io/usb-ff_03e7_2485.present"
 HOTPLUG_EVENTS = 20
 HOOK_NAMES = ("nfd-hooks", "nfd-hooks-watch")
+# Waiting reasons no retry cures on this node.
+NEVER_STARTS = ("ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName", "CreateContainerConfigError")
 
 
 # -- the node's fake host ----------------------------------------------------------
@@ -141,6 +143,11 @@ def wait_pod_ready(cluster: Cluster, way: Way, not_uid: str = "", timeout: float
                 terminated = status.get("lastState", {}).get("terminated") or status.get("state", {}).get("terminated") or {}
                 if terminated.get("exitCode") not in (None, 0):
                     raise AssertionError(f"{status['name']} exited {terminated['exitCode']}: {terminated.get('message')}")
+            # An image the node does not have never arrives (nothing can be pulled here): say so at once.
+            for status in pod["status"].get("initContainerStatuses", []) + pod["status"].get("containerStatuses", []):
+                waiting = status.get("state", {}).get("waiting") or {}
+                if waiting.get("reason") in NEVER_STARTS:
+                    raise AssertionError(f"{status['name']} ({status.get('image')}): {waiting['reason']}: {waiting.get('message')}")
         return pod if ready(pod) else None
     try:
         return wait_for(f"the {way.name} pod Running and Ready", probe, timeout=timeout, interval=1)
@@ -213,15 +220,21 @@ class Deployed:
     """One way applied to the real node, with what the tests read from it."""
 
     def __init__(self, cluster: Cluster, node: RealNode, way: Way, helm: Path, nfd_module: Path) -> None:
-        self.cluster, self.node, self.way = cluster, node, way
+        self.cluster, self.node, self.way, self.helm = cluster, node, way, helm
         self.work = new_work_dir(cluster.dir, way)
+        clear_leftovers(cluster, helm, self.work)
         self.sysfs = build_sysfs(node.host_path(NODE_SYS))
         self.features = node.host_path(NODE_FEATURES)
         reset_features(self.features)
         started = time.monotonic()
-        way.apply(cluster, helm, nfd_module, self.work)
-        self.helm = helm
-        self.pod = wait_pod_ready(cluster, way)
+        try:
+            way.apply(cluster, helm, nfd_module, self.work)
+            self.pod = wait_pod_ready(cluster, way)
+        except BaseException:
+            # A way that never got Ready leaves nothing behind for the next one
+            # (it cascaded into "namespace already exists" once).
+            self.remove()
+            raise
         self.took = time.monotonic() - started
 
     def containers(self) -> List[Ran]:
@@ -229,7 +242,7 @@ class Deployed:
 
     def remove(self) -> None:
         self.way.remove(self.cluster, self.helm, self.work)
-        wait_gone(self.cluster)
+        clear_leftovers(self.cluster, self.helm, self.work)
         # The next way starts from a Node without NFD's labels and annotations.
         node = self.cluster.get("node", self.node.name)
         keep = ("kubernetes.io/", "beta.kubernetes.io/", "node.kubernetes.io/")

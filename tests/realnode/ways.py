@@ -128,7 +128,16 @@ def new_work_dir(parent: Path, way: Way) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"way-{way.name.replace('/', '-')}-", dir=parent))
 
 
-def wait_gone(cluster: Cluster) -> None:
-    """The namespace and its pods are gone (the next way starts clean)."""
+def clear_leftovers(cluster: Cluster, helm: Path, work: Path) -> None:
+    """Whatever any way left (a Helm release, NFD's namespace and its pods), gone, so
+    the next way starts clean even after one that failed half-applied (each way's
+    remove() deletes its cluster-scoped objects)."""
+    releases = subprocess.run(cluster.in_netns([helm, "list", "-q", "--namespace", NFD_NAMESPACE, f"--kubeconfig={cluster.kubeconfig}"]),
+                              env=helm_env(cluster, work), capture_output=True, text=True, timeout=120)
+    if HELM_RELEASE in releases.stdout.split():
+        subprocess.run(cluster.in_netns([helm, "uninstall", HELM_RELEASE, "--namespace", NFD_NAMESPACE, "--wait",
+                                         f"--kubeconfig={cluster.kubeconfig}"]),
+                       env=helm_env(cluster, work), capture_output=True, timeout=300)
+    cluster.kubectl("delete", "namespace", NFD_NAMESPACE, "--ignore-not-found", "--wait=false", check=False)
     wait_for(f"namespace {NFD_NAMESPACE} to go", lambda: cluster.kubectl(
         "get", "namespace", NFD_NAMESPACE, check=False).returncode != 0, timeout=180, interval=1)
