@@ -19,17 +19,31 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 import pytest
+import yaml
 
 from tests.allocation.nodes import Node
 from tests.conftest import ROOT
 from tests.e2e.harness import Cluster, wait_for
 from tests.e2e.node import RealNode
-from tests.realnode.conftest import HOOK_IMAGE, HOOK_NAMES, REPORT, _build, _podman
+from tests.realnode.conftest import HOOK_IMAGE, REPORT, _build, _podman
 
 NODE_HW = "/var/lib/nfd-hooks-allocation"
 NAMESPACE = "node-feature-discovery"
 DRIVER = "accelerator.nfd-hooks.io"
-IMAGE = "ghcr.io/nfd-hooks/nfd-hooks:0.1.0"  # what manifests/allocation's kustomization names
+
+
+def image_names() -> Tuple[str, ...]:
+    """The names manifests/allocation's two kustomizations give our image, read from them (as
+    tests/realnode/conftest.py's ``hook_names``: a hard-coded copy can go stale)."""
+    names = set()
+    for root in ("manifests/allocation", "manifests/allocation/device-plugin"):
+        kustomization = yaml.safe_load((ROOT / root / "kustomization.yaml").read_text())
+        names |= {f"{i['newName']}:{i['newTag']}" for i in kustomization["images"] if i["name"] == "nfd-hooks"}
+    return tuple(sorted(names))
+
+
+IMAGE_NAMES = image_names()
+IMAGE = IMAGE_NAMES[0]  # the workloads run our image too: it has python3 to list the devices they see
 # Prints every character device the container sees, as JSON on one line, then waits.
 LIST_DEVICES = (
     "import json, os, stat, sys, time\n"
@@ -247,7 +261,7 @@ def hook_archive(binaries, tmp_path_factory) -> Path:
     archive = tmp_path_factory.mktemp("allocation-image") / "nfd-hooks.tar"
     _podman("save", "--format", "oci-archive", "-o", str(archive), HOOK_IMAGE)
     REPORT.append(("realnode: allocation image",
-                   [f"{HOOK_IMAGE} ({image_id[:12]}, scripts/build-image amd64, {took:.0f} s), imported as {', '.join(HOOK_NAMES)}"]))
+                   [f"{HOOK_IMAGE} ({image_id[:12]}, scripts/build-image amd64, {took:.0f} s), imported as {', '.join(IMAGE_NAMES)}"]))
     _ARCHIVE.append(archive)
     return archive
 
@@ -258,7 +272,7 @@ class Setup:
 
     def __init__(self, cluster: Cluster, node: RealNode, archive: Path) -> None:
         self.cluster, self.node = cluster, node
-        node.load_image(archive, HOOK_NAMES)
+        node.load_image(archive, IMAGE_NAMES)
         self.hardware = Hardware(node)
         self.work = cluster.dir / "allocation"
         cluster.kubectl("create", "namespace", NAMESPACE)
