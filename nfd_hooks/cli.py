@@ -21,21 +21,34 @@ from nfd_hooks.flags import (
     BundleDirArg,
     BundlesArg,
     CaptureDevicetreeOpt,
+    CatalogOpt,
     CheckFilesArg,
+    DevicesFormatOpt,
+    DevicetreeOpt,
+    DevOpt,
     DiffOpt,
     FeaturesDirOpt,
     FormatOpt,
+    HostDevOpt,
+    IncludeDisabledOpt,
     IntervalOpt,
     NameOpt,
+    NodeNameOpt,
+    NodeOpt,
+    NoDevicetreeOpt,
     NoUeventsOpt,
     QuietOpt,
+    ReplayOpt,
     SkipWithoutExpectedOpt,
     StrictOpt,
     SubsetOpt,
     SysfsOpt,
+    UsbBackendOpt,
+    UsbOpt,
     WithSerialsOpt,
     replay_command,
     scan_command,
+    scan_options,
 )
 from nfd_hooks.usage import Command, narrowed, usage_message
 
@@ -297,6 +310,107 @@ def _out(text: Union[str, bytes]) -> None:
     except (OSError, ValueError) as error:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
         raise OutputError(f"cannot write to standard output: {reason}") from None
+
+
+@app.command(
+    cls=Command,
+    epilog=_examples(
+        "nfd-hooks devices                        # this node's accelerators, one per device",
+        "nfd-hooks devices --format json",
+        "nfd-hooks devices --replay node-bundle",
+    )
+)
+def devices(
+    ctx: typer.Context,
+    sysfs: SysfsOpt = Path("/sys"),
+    devicetree: DevicetreeOpt = None,
+    replay: ReplayOpt = None,
+    node: NodeOpt = None,
+    include_disabled: IncludeDisabledOpt = False,
+    no_devicetree: NoDevicetreeOpt = False,
+    usb: UsbOpt = True,
+    usb_backend: UsbBackendOpt = "auto",
+    catalog: CatalogOpt = None,
+    dev: DevOpt = Path("/dev"),
+    output_format: DevicesFormatOpt = "table",
+) -> None:
+    """List the accelerators as allocation sees them: one device per physical accelerator,
+    named by where it is attached, with its ids, driver, readiness and device nodes."""
+    from nfd_hooks.allocation.commands import print_devices  # lazy: allocation is its own commands' only
+
+    options = scan_options(ctx, sysfs=sysfs, devicetree=devicetree, node=node, include_disabled=include_disabled,
+                           no_devicetree=no_devicetree, usb=usb, usb_backend=usb_backend, catalog=catalog, dev=dev,
+                           replay=replay)
+    print_devices(options, output_format)
+
+
+@app.command(
+    "dra-driver",
+    cls=Command,
+    epilog=_examples(
+        "nfd-hooks dra-driver --sysfs /host-sys --dev /host-dev   # in the DaemonSet (manifests/allocation)",
+    ),
+)
+def dra_driver(
+    sysfs: SysfsOpt = Path("/sys"),
+    dev: DevOpt = Path("/dev"),
+    host_dev: HostDevOpt = Path("/dev"),
+    catalog: CatalogOpt = None,
+    node_name: NodeNameOpt = None,
+    driver_name: Annotated[str, typer.Option("--driver-name", help="The DRA driver name, a DNS subdomain.")] = "accelerator.nfd-hooks.io",
+    cdi_dir: Annotated[Path, typer.Option("--cdi-dir", help="Where CDI specs are written.")] = Path("/var/run/cdi"),
+    plugins_dir: Annotated[
+        Path, typer.Option("--plugins-dir", help="The kubelet's plugin directory (our socket and checkpoint go in <dir>/<driver>).")
+    ] = Path("/var/lib/kubelet/plugins"),
+    registry_dir: Annotated[
+        Path, typer.Option("--registry-dir", help="The kubelet's plugin registration directory.")
+    ] = Path("/var/lib/kubelet/plugins_registry"),
+    grace: Annotated[
+        float, typer.Option("--grace", metavar="SECONDS", help="How long a device may be gone (re-enumerating) before it is withdrawn.")
+    ] = 5.0,
+    taint_window: Annotated[
+        float,
+        typer.Option("--taint-window", metavar="SECONDS", help="How long an unplugged device stays tainted NoExecute at least (with DRADeviceTaints)."),
+    ] = 30.0,
+    resync: Annotated[float, typer.Option("--resync", metavar="SECONDS", help="Rescan and check the ResourceSlice this often without uevents.")] = 60.0,
+    no_uevents: Annotated[bool, typer.Option("--no-uevents", help="Do not listen for device uevents; rescan every --resync only.")] = False,
+    server: Annotated[Optional[str], typer.Option("--server", help="API server URL (default: in-cluster).")] = None,
+    token_file: Annotated[Optional[Path], typer.Option("--token-file", help="Bearer token file (default: the service account's).")] = None,
+    ca_file: Annotated[Optional[Path], typer.Option("--ca-file", help="CA bundle of the API server (default: the service account's).")] = None,
+) -> None:
+    """Run the DRA driver: publish this node's accelerators as a ResourceSlice and prepare
+    them for pods through the kubelet (until SIGTERM). See docs/allocation.md."""
+    values = dict(locals())  # the options, before anything else is named here
+    from nfd_hooks.allocation.commands import run_dra_driver
+
+    run_dra_driver(values)
+
+
+@app.command(
+    "device-plugin",
+    cls=Command,
+    epilog=_examples(
+        "nfd-hooks device-plugin --sysfs /host-sys --dev /host-dev   # clusters without DRA (manifests/allocation/device-plugin)",
+    ),
+)
+def device_plugin(
+    sysfs: SysfsOpt = Path("/sys"),
+    dev: DevOpt = Path("/dev"),
+    host_dev: HostDevOpt = Path("/dev"),
+    catalog: CatalogOpt = None,
+    resource_prefix: Annotated[str, typer.Option("--resource-prefix", help="Extended resources are <prefix>/<catalog id>.")] = "accelerator.nfd-hooks.io",
+    plugin_dir: Annotated[
+        Path, typer.Option("--plugin-dir", help="The kubelet's device plugin directory (kubelet.sock).")
+    ] = Path("/var/lib/kubelet/device-plugins"),
+    resync: Annotated[float, typer.Option("--resync", metavar="SECONDS", help="Rescan this often without uevents.")] = 60.0,
+    no_uevents: Annotated[bool, typer.Option("--no-uevents", help="Do not listen for device uevents; rescan every --resync only.")] = False,
+) -> None:
+    """Run a classic device plugin: an extended resource per catalog id, one device per
+    accelerator, Unhealthy when unplugged (until SIGTERM). See docs/allocation.md."""
+    values = dict(locals())  # the options, before anything else is named here
+    from nfd_hooks.allocation.commands import run_device_plugin
+
+    run_device_plugin(values)
 
 
 def _print_notices(result: api.Scan) -> None:

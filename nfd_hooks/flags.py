@@ -217,6 +217,16 @@ ExpiresOpt = Annotated[
     ),
 ]
 
+HostDevOpt = Annotated[
+    Path, typer.Option("--host-dev", help="The host's own path to what --dev shows: device nodes in CDI specs and Allocate answers.")
+]
+NodeNameOpt = Annotated[
+    Optional[str], typer.Option("--node-name", envvar="NODE_NAME", help="This node's name (default: $NODE_NAME).")
+]
+DevicesFormatOpt = Annotated[
+    str, typer.Option("--format", click_type=click.Choice(("table", "json")), help="table for reading, json for tools.")
+]
+
 
 def scan_options(
     ctx: typer.Context,

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import List
 
 import pytest
+from typer.main import get_command_name
 
 from nfd_hooks import cli
 from nfd_hooks.usage import narrowed
@@ -157,7 +158,7 @@ def test_cli_runs_from_outside_the_checkout(tmp_path):
     assert done.returncode == 0
 
 
-COMMANDS = sorted(info.name or info.callback.__name__ for info in cli.app.registered_commands)
+COMMANDS = sorted(info.name or get_command_name(info.callback.__name__) for info in cli.app.registered_commands)
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -174,7 +175,7 @@ def test_the_narrowed_application_behaves_as_the_full_one(command, extra, capsys
         return code, out.out, out.err
 
     only = narrowed(cli.app, [command, *extra])
-    assert [info.callback.__name__ for info in only.registered_commands] == [command]
+    assert [info.name or get_command_name(info.callback.__name__) for info in only.registered_commands] == [command]
     assert outcome(only) == outcome(cli.app)
 
 

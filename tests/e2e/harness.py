@@ -318,7 +318,8 @@ class Cluster:
             "--service-account-issuer=https://kubernetes.default.svc", "--service-cluster-ip-range=10.0.0.0/24",
             "--profiling=false", *self.feature_gate_flags(), *([f"--runtime-config={self.runtime_config}"] if self.runtime_config else []),
         ])
-        self.kubeconfig.write_text(kubeconfig_text(f"https://127.0.0.1:{apiserver_port}", creds["ca.crt"], creds["token"].read_text()))
+        self.server, self.ca = f"https://127.0.0.1:{apiserver_port}", creds["ca.crt"]
+        self.kubeconfig.write_text(kubeconfig_text(self.server, creds["ca.crt"], creds["token"].read_text()))
         # The unprivileged worker reads the kubeconfig and the CA it names.
         (self.dir / "pki").chmod(0o755)
         for path in (self.kubeconfig, creds["ca.crt"]):

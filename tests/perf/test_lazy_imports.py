@@ -20,6 +20,9 @@ HEAVY = {
     "pydantic", "rich", "pyudev", "usb", "pyfdt", "json", "hashlib", "tempfile",
     "nfd_hooks.writer", "nfd_hooks.capture", "nfd_hooks.check", "nfd_hooks.sources.devicetree.blob",
     "nfd_hooks.sources.usb.udev", "nfd_hooks.sources.usb.libusb", "nfd_hooks.sources.usb.ids",
+    # Allocation (dra-driver, device-plugin, devices) and what only it uses: the hook never pays for them.
+    "nfd_hooks.allocation", "grpclib", "h2", "hpack", "hyperframe", "multidict", "asyncio", "ssl", "http.client",
+    "nfd_hooks.sources.accelerators.devices",
 }
 
 
@@ -54,6 +57,15 @@ def test_each_heavy_module_comes_only_with_its_use(sysfs, tmp_path):
     assert "pyfdt" not in blob  # only capture writes blobs with it
     assert "json" in loaded(["show", "--sysfs", str(sysfs), "--no-usb", "--format", "json"])
     assert "nfd_hooks.writer" in loaded(["write", "--sysfs", str(sysfs), "--no-usb", "--features-dir", str(tmp_path)])
+
+
+def test_allocation_comes_only_with_its_commands(sysfs):
+    """The hook's commands never load allocation; its own command does (and nothing else does)."""
+    for args in (["write", "--help"], ["watch", "--help"], ["capture", "--help"]):
+        assert not {m for m in loaded(args) if m.startswith("nfd_hooks.allocation")}, args
+    devices = loaded(["devices", "--sysfs", str(sysfs), "--usb-backend", "sysfs"])
+    assert {"nfd_hooks.allocation.inventory", "nfd_hooks.sources.accelerators.devices"} <= devices
+    assert not {"grpclib", "ssl", "asyncio"} & devices  # listing devices serves nothing
 
 
 def test_the_hook_imports_no_dataclasses(sysfs, tmp_path):

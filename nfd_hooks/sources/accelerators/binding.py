@@ -65,6 +65,24 @@ class SysfsProbe:
         """The binding of PCI function ``address`` (``bus/pci/devices/<address>``)."""
         return self._binding(f"bus/pci/devices/{address}", device_class)
 
+    def usb(self, bus_path: str) -> Binding:
+        """The binding of USB device ``bus_path`` (``bus/usb/devices/1-1.3``): its driver
+        (``usb``) and its own node, ``bus/usb/BBB/DDD`` (the device's ``dev`` and the
+        DEVNAME of its ``uevent``), when present under the dev root."""
+        root = self._root_fd()
+        if root is None:
+            return UNBOUND
+        try:
+            device = open_path(f"bus/usb/devices/{bus_path}", os.O_PATH | os.O_DIRECTORY, dir_fd=root, beneath=True)
+        except OSError:
+            return UNBOUND
+        try:
+            driver = _link_name(device, "driver")
+            node = self._present(device, ".")
+        finally:
+            os.close(device)
+        return Binding(driver, (node,) if node else ())
+
     def devicetree(self, node: str, device_class: Optional[str]) -> Binding:
         """The binding of the platform device made from devicetree node ``node`` (``/gpu@57000000``)."""
         if self._platform is None:

@@ -9,7 +9,7 @@ with ``__slots__`` for start-up time (see ``devicetree/result.py``).
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from nfd_hooks.sources.accelerators.catalog import Accelerator
 
@@ -59,21 +59,37 @@ class Match:
         self.devices = devices
 
     @property
+    def physical(self) -> Tuple[MatchedDevice, ...]:
+        """One device per physical accelerator: what allocation offers and the labels
+        count (``nfd_hooks.sources.accelerators.devices``). Every USB device and PCI
+        function is one; a board device the devicetree describes may also sit on the
+        SoC's PCIe bus (the Coral Dev Board's Edge TPU does), so devicetree nodes are
+        devices of their own only beyond as many as there are PCI functions: the
+        count is ``usb + max(pci, devicetree)``."""
+        return physical(self.devices)
+
+    @property
     def present(self) -> int:
-        """How many devices, each counted once (``<id>.count``): a board device the
-        devicetree describes may also sit on the SoC's PCIe bus, so those two are
-        not added."""
-        return _count(self.devices)
+        """How many physical devices (``<id>.count``)."""
+        return len(self.physical)
 
     @property
     def ready(self) -> int:
-        """As ``present``, over the ready devices (``<id>.ready-count``)."""
-        return _count([device for device in self.devices if device.ready])
+        """How many of them are ready (``<id>.ready-count``)."""
+        return sum(1 for device in self.physical if device.ready)
 
 
-def _count(devices: Sequence[MatchedDevice]) -> int:
-    usb, pci, nodes = ({d.address for d in devices if d.bus == bus} for bus in (USB, PCI, DEVICETREE))
-    return len(usb) + max(len(pci), len(nodes))
+def physical(devices: Sequence[MatchedDevice]) -> Tuple[MatchedDevice, ...]:
+    """``devices`` (as ``Match`` orders them) one per physical accelerator, each address once
+    (a devicetree node matched by two of an entry's strings is one node)."""
+    seen = set()
+    by_bus: Dict[str, List[MatchedDevice]] = {USB: [], PCI: [], DEVICETREE: []}
+    for device in devices:
+        if (device.bus, device.address) not in seen:
+            seen.add((device.bus, device.address))
+            by_bus[device.bus].append(device)
+    nodes = sorted(by_bus[DEVICETREE], key=lambda device: device.address)
+    return tuple(by_bus[USB] + by_bus[PCI] + nodes[len(by_bus[PCI]):])
 
 
 class Inputs:
