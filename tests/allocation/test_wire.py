@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nfd_hooks.allocation import wire
+from tests.allocation.messages import instances
 from tests.allocation.upstream import PROTOS
 
 KINDS = {
@@ -59,31 +60,6 @@ def test_method_paths_are_upstream_services(upstream):
     }
     for prefix, service in services.items():
         assert prefix == f"/{service.full_name}/"
-
-
-texts = st.text(max_size=12)
-
-
-def instances(message, depth=0):
-    """Strategy: instances of one of our message classes."""
-    fields = {}
-    for field in message.FIELDS:
-        if field.kind == "map":
-            values = instances(field.message, depth + 1) if field.message else texts
-            fields[field.name] = st.dictionaries(texts, values, max_size=3)
-            continue
-        if field.kind == "message":
-            one = instances(field.message, depth + 1)
-        else:
-            one = {"string": texts, "bool": st.booleans(), "int32": st.integers(-2**31, 2**31 - 1),
-                   "int64": st.integers(-2**63, 2**63 - 1)}[field.kind]
-        if field.repeated:
-            fields[field.name] = st.lists(one, max_size=3)
-        elif field.optional or field.kind == "message":
-            fields[field.name] = st.none() | one
-        else:
-            fields[field.name] = one
-    return st.fixed_dictionaries(fields).map(lambda values: message(**values))
 
 
 ALL = [(proto, name, ours) for proto, messages in wire.UPSTREAM.items() for name, ours in messages.items()]

@@ -32,6 +32,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from nfd_hooks import api
 from nfd_hooks.allocation import cdi, dra, prepared, wire
 from nfd_hooks.allocation.inventory import Inventory
+from tests.allocation.messages import instances, texts
 from tests.allocation.nodes import FakeApi, Node
 from tests.reliability.invariants import count, scaled, scratch_dir
 
@@ -39,30 +40,6 @@ SCRATCH = scratch_dir()
 DRIVER = "accelerator.nfd-hooks.io"
 DEVICE = "usb-2-1"
 MESSAGES = [message for messages in wire.UPSTREAM.values() for message in messages.values()]
-
-texts = st.text(max_size=10)
-
-
-def instances(message, depth=0):
-    """Strategy: instances of one of the wire messages."""
-    fields = {}
-    for field in message.FIELDS:
-        if field.kind == "map":
-            values = instances(field.message, depth + 1) if field.message else texts
-            fields[field.name] = st.dictionaries(texts, values, max_size=2)
-            continue
-        if field.kind == "message":
-            one = instances(field.message, depth + 1)
-        else:
-            one = {"string": texts, "bool": st.booleans(), "int32": st.integers(-2**31, 2**31 - 1),
-                   "int64": st.integers(-2**63, 2**63 - 1)}[field.kind]
-        if field.repeated:
-            fields[field.name] = st.lists(one, max_size=2)
-        elif field.optional or field.kind == "message":
-            fields[field.name] = st.none() | one
-        else:
-            fields[field.name] = one
-    return st.fixed_dictionaries(fields).map(lambda values: message(**values))
 
 
 @st.composite
