@@ -4,8 +4,10 @@ A case is a command line with relative paths, run in a working directory that
 holds the same inputs wherever it runs (``prepare``): ``node/``, a Raspberry Pi 4B
 laid out as the kernel shows it under /sys with the sample node's USB devices
 (an NCS2, a webcam); ``bundle/``, the sample node's bundle; ``dev/``, an empty
-/dev; a features file with problems and a corrupt DTB. What a command makes
-goes to ``out/``. ``run_host`` and the image tests compare exit code, stdout,
+/dev; a features file with problems and a corrupt DTB; for the allocation
+daemons, ``kubelet/`` (a kubelet's directories with no kubelet: no socket
+answers), ``cdi/``, a service-account token and a CA of no API server that
+``prepare`` makes with openssl. What a command makes goes to ``out/``. ``run_host`` and the image tests compare exit code, stdout,
 stderr and every file made, byte for byte.
 
 tests/deploy/test_image_stdlib.py runs the same cases to trace which standard
@@ -30,6 +32,11 @@ NOBODY = "65534:65534"
 
 SCAN = ("--sysfs", "node", "--dev", "dev")
 OUTPUT_DIRECTORIES = ("features.d", "watch.d", "replayed.d", "expiring.d")  # under out/, for the cases
+# The daemons' directories: not under out/, whose files are compared (a socket cannot be read).
+KUBELET_DIRECTORIES = ("kubelet/plugins", "kubelet/plugins_registry", "kubelet/device-plugins", "cdi")
+# The DRA driver as the DaemonSet runs it, against an API server that refuses the connection.
+DRA = ("dra-driver", *SCAN, "--node-name", "board-1", "--server", "https://127.0.0.1:1", "--token-file", "token",
+       "--plugins-dir", "kubelet/plugins", "--registry-dir", "kubelet/plugins_registry", "--cdi-dir", "cdi", "--no-uevents")
 
 
 @dataclass(frozen=True)
@@ -47,7 +54,8 @@ class Case:
 CASES: List[Case] = [
     Case("--help", ("--help",)),
     Case("--version", ("--version",)),
-    *(Case(f"{command} --help", (command, "--help")) for command in ("show", "write", "watch", "capture", "check", "test")),
+    *(Case(f"{command} --help", (command, "--help"))
+      for command in ("show", "write", "watch", "capture", "check", "test", "devices", "dra-driver", "device-plugin")),
     Case("show", ("show", *SCAN)),
     Case("show --format json", ("show", *SCAN, "--format", "json")),
     Case("show --format table", ("show", *SCAN, "--format", "table")),
@@ -67,6 +75,18 @@ CASES: List[Case] = [
     Case("test --subset --usb", ("test", "--subset", "--usb", "bundle")),
     Case("test (the bundle captured here has no expected.features)", ("test", "out/captured"), code=1),
     Case("test (no bundle)", ("test", "out/features.d"), code=2),
+    # Allocation (issue 29): the inventory, and each daemon far enough to load all it runs:
+    # serving its gRPC sockets on asyncio, then failing to reach the kubelet or the API server
+    # over TLS, once, in one line; stopped there by SIGTERM as the kubelet stops a pod.
+    Case("devices", ("devices", *SCAN)),
+    Case("devices --replay", ("devices", "--replay", "bundle")),
+    Case("devices --replay --format json", ("devices", "--replay", "bundle", "--format", "json")),
+    Case("device-plugin (no kubelet)", ("device-plugin", *SCAN, "--plugin-dir", "kubelet/device-plugins", "--no-uevents"),
+         until=": cannot register with the kubelet at "),
+    Case("device-plugin (no kubelet directory)", ("device-plugin", *SCAN, "--plugin-dir", "kubelet/none"), code=2),
+    Case("dra-driver (no API server)", (*DRA, "--ca-file", "ca.crt"), until=": cannot publish the ResourceSlice, "),
+    Case("dra-driver (no CA)", (*DRA, "--ca-file", "none.crt"), code=2),
+    Case("dra-driver (no node name)", ("dra-driver", *SCAN), code=2),
     Case("a mistyped command", ("shwo",), code=2),
     Case("a wrong flag value", ("show", "--format", "xml"), code=2),
     Case("a corrupt DTB", ("show", "--devicetree", "corrupt.dtb", "--no-usb"), code=2),
@@ -101,14 +121,20 @@ def prepare(work: Path) -> None:
     (work / "corrupt.dtb").write_bytes(b"\xd0\x0d\xfe\xed" + b"\xff" * 60)
     for directory in OUTPUT_DIRECTORIES:
         (work / "out" / directory).mkdir(parents=True)
+    for directory in KUBELET_DIRECTORIES:
+        (work / directory).mkdir(parents=True)
+    (work / "token").write_text("imagecases\n")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", os.devnull, "-out", str(work / "ca.crt"), "-days", "2", "-subj", "/CN=nfd-hooks-imagecases"],
+                   check=True, capture_output=True)
     for directory, _, files in os.walk(work):
         os.chmod(directory, 0o755)
         for name in files:
             path = os.path.join(directory, name)
             if not os.path.islink(path):
                 os.chmod(path, 0o644)
-    for directory in ("", *OUTPUT_DIRECTORIES):
-        os.chmod(work / "out" / directory, 0o777)  # the non-root cases write here too
+    for directory in ("out", *(f"out/{name}" for name in OUTPUT_DIRECTORIES), *KUBELET_DIRECTORIES):
+        os.chmod(work / directory, 0o777)  # the non-root cases write here too
 
 
 @dataclass
