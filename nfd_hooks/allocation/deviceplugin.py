@@ -58,7 +58,8 @@ class Plugin:
     healthy: Dict[str, bool] = field(default_factory=dict)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     server: Any = None
-    inode: Optional[int] = None
+    inode: Optional[int] = None  # of the socket we bound, so that we remove only our own
+    registered: bool = False
 
     def service(self) -> rpc.Service:
         service = rpc.Service(self.log)
@@ -155,14 +156,15 @@ class DevicePlugins:
         kubelet = rpc.inode(self.kubelet_socket)
         restarted = kubelet is not None and kubelet != self.kubelet_inode
         for plugin in self.plugins.values():
-            if plugin.server is None or not rpc.socket_present(plugin.socket, plugin.inode) or restarted:
+            if (plugin.server is None or not plugin.registered or restarted
+                    or not rpc.socket_present(plugin.socket, plugin.inode)):
                 if plugin.server is not None:
-                    self.log(f"{plugin.resource}: {'the kubelet restarted' if restarted else 'our socket vanished'}: registering again")
+                    if plugin.registered:  # a failed registration has already said why
+                        self.log(f"{plugin.resource}: {'the kubelet restarted' if restarted else 'our socket vanished'}: registering again")
                     await rpc.close(plugin.server)
                 plugin.server = await rpc.serve([plugin.service()], plugin.socket)
                 plugin.inode = rpc.inode(plugin.socket)
-                if not await self.register(plugin):
-                    plugin.inode = -1  # not registered: try again at the next check
+                plugin.registered = await self.register(plugin)  # if not, again at the next check
         if kubelet is not None:
             self.kubelet_inode = kubelet
 

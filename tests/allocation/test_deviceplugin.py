@@ -250,3 +250,17 @@ def test_malformed_requests_are_refused_and_the_plugin_goes_on(node, kubelet, se
         assert running.thread.is_alive()
     finally:
         client.close()
+
+
+def test_stopped_before_any_kubelet_it_leaves_no_socket(node, serving, tmp_path):
+    """A plugin that never registered still removes the socket it bound: it marked a
+    failed registration by forgetting its socket's inode, and so left the file behind."""
+    directory = tmp_path / "device-plugins"
+    directory.mkdir()
+    node.become(node.state("coral-usb-after-firmware"))
+    running = serving()
+    wait_until("a failed registration", lambda: "cannot register" in running.log())
+    assert (directory / SOCKET).is_socket()
+    running.close()
+    assert not running.thread.is_alive()
+    assert sorted(directory.iterdir()) == []
